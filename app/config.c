@@ -1,0 +1,94 @@
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "lib/config.h"
+#include "lib/log.h"
+
+struct app_config conf;
+
+static const struct config_var vars[] = {
+	{ "DATABASE_URL", CONFIG_SECRET, NULL, 1, 4096, true, NULL,
+	    "libpq connection string", &conf.database_url, NULL },
+	{ "JWT_SECRET", CONFIG_SECRET, NULL, 32, 4096, true, NULL,
+	    "at least 32 bytes, e.g. openssl rand -base64 48",
+	    &conf.jwt_secret, NULL },
+	{ "PUBLIC_BASE_URL", CONFIG_URL, "http://127.0.0.1:8080", 0, 0, false,
+	    "http,https", "origin used in mails and share links",
+	    &conf.public_base_url, NULL },
+	{ "MIKY_LISTEN", CONFIG_STR, NULL, 1, 200, false, NULL,
+	    "socket path or host:port when fd 0 is not a socket",
+	    &conf.listen, NULL },
+	{ "MIKY_WORKERS", CONFIG_INT, "0", 0, 256, false, NULL,
+	    "worker processes (0: one per CPU)", NULL, &conf.workers },
+	{ "MIKY_THREADS", CONFIG_INT, "64", 1, 4096, false, NULL,
+	    "threads per worker (each serves one request at a time)", NULL,
+	    &conf.threads },
+	{ "MIKY_DB_POOL", CONFIG_INT, "8", 1, 256, false, NULL,
+	    "database connections per worker", NULL, &conf.db_pool },
+	{ "MIKY_DRAIN_SECONDS", CONFIG_INT, "150", 1, 3600, false, NULL,
+	    "grace period for in-flight requests on stop or reload", NULL,
+	    &conf.drain_seconds },
+	{ "MIKY_STATEMENT_TIMEOUT_MS", CONFIG_INT, "5000", 100, 600000, false,
+	    NULL, "PostgreSQL statement_timeout", NULL,
+	    &conf.statement_timeout_ms },
+	{ "MIKY_THREAD_STACK_KB", CONFIG_INT, "256", 64, 65536, false, NULL,
+	    "stack size of each request thread", NULL, &conf.thread_stack_kb },
+	{ "OPENAI_API_KEY", CONFIG_SECRET, NULL, 1, 512, false, NULL,
+	    "unset: a labelled local stand-in model", &conf.openai_api_key,
+	    NULL },
+	{ "OPENAI_BASE_URL", CONFIG_URL, "https://api.openai.com/v1", 0, 0,
+	    false, "http,https", "any OpenAI-compatible server",
+	    &conf.openai_base_url, NULL },
+	{ "STRIPE_SECRET_KEY", CONFIG_SECRET, NULL, 1, 512, false, NULL,
+	    "unset: payment endpoints answer 503", &conf.stripe_secret_key,
+	    NULL },
+	{ "STRIPE_WEBHOOK_SECRET", CONFIG_SECRET, NULL, 1, 512, false, NULL,
+	    "webhook signing secret (whsec_...)", &conf.stripe_webhook_secret,
+	    NULL },
+	{ "STRIPE_API_BASE", CONFIG_URL, "https://api.stripe.com", 0, 0,
+	    false, "http,https", "Stripe API origin", &conf.stripe_api_base,
+	    NULL },
+	{ "SMTP_URL", CONFIG_URL, NULL, 0, 0, false, "smtp,smtps",
+	    "unset: mails are written under MIKY_MAIL_DIR", &conf.smtp_url,
+	    NULL },
+	{ "MAIL_FROM", CONFIG_STR, "Miky <no-reply@miky.invalid>", 3, 320,
+	    false, NULL, "From header of outgoing mail", &conf.mail_from,
+	    NULL },
+	{ "MIKY_MAIL_DIR", CONFIG_STR, "var/mail", 1, 1024, false, NULL,
+	    "dev mailbox used without SMTP_URL", &conf.mail_dir, NULL },
+	{ "CORS_ORIGINS", CONFIG_STR, NULL, 1, 4096, false, NULL,
+	    "comma-separated browser origins allowed besides the site's own",
+	    &conf.cors_origins, NULL },
+	{ "MIKY_LOG_LEVEL", CONFIG_STR, "info", 4, 5, false, NULL,
+	    "debug, info, warn, error", &conf.log_level, NULL },
+	{ NULL, 0, NULL, 0, 0, false, NULL, NULL, NULL, NULL }
+};
+
+int
+app_config_load(FILE *errs)
+{
+	enum log_level level;
+	int problems = config_load(vars, errs);
+
+	if (conf.log_level != NULL) {
+		if (log_parse_level(conf.log_level, &level) != 0) {
+			fprintf(errs, "MIKY_LOG_LEVEL: must be debug, info, "
+			    "warn or error\n");
+			problems++;
+		} else
+			log_set_level(level);
+	}
+	if (conf.workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		conf.workers = n > 0 ? n : 1;
+	}
+	return problems;
+}
+
+void
+app_config_dump(FILE *out)
+{
+	config_dump(vars, out);
+}

@@ -1,0 +1,43 @@
+/*
+ * Miky's settings from the environment: one table in config.c says what
+ * each is, its default and bounds.  Loaded once at start; read-only after.
+ */
+#ifndef MIKY_APP_CONFIG_H
+#define MIKY_APP_CONFIG_H
+
+#include <stdio.h>
+
+struct app_config {
+	const char	*database_url;
+	const char	*jwt_secret;
+	const char	*public_base_url;
+	const char	*listen;
+	long long	 workers;
+	long long	 threads;
+	long long	 db_pool;
+	long long	 drain_seconds;
+	long long	 statement_timeout_ms;
+	long long	 thread_stack_kb;
+	const char	*openai_api_key;
+	const char	*openai_base_url;
+	const char	*stripe_secret_key;
+	const char	*stripe_webhook_secret;
+	const char	*stripe_api_base;
+	const char	*smtp_url;
+	const char	*mail_from;
+	const char	*mail_dir;
+	const char	*cors_origins;
+	const char	*log_level;
+};
+
+extern struct app_config conf;
+
+/*
+ * Loads and checks every setting, writing one line per problem to errs.
+ * Returns the number of problems.  Workers and threads left at 0 are
+ * sized from the CPU count.
+ */
+int	app_config_load(FILE *errs);
+void	app_config_dump(FILE *);
+
+#endif

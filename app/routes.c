@@ -1,0 +1,181 @@
+/*
+ * The map of the API: one row per endpoint, and the dispatcher that runs
+ * the checks every request goes through, once and in this order:
+ * route (404/405) -> query -> path ids -> body size (413) -> auth
+ * (401/403) -> content type (415) -> JSON parse and validation (400) ->
+ * handler.  Handlers never repeat these checks.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "config.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/router.h"
+#include "lib/xalloc.h"
+
+#define KB	1024
+#define MB	(1024 * 1024)
+
+static const struct route routes[] = {
+	/* method, pattern, handler, access, body limit, body spec */
+	{ "GET", "/api/health", ops_health, PUBLIC, 0, NULL },
+	{ "GET", "/api/metrics", ops_metrics, PUBLIC, 0, NULL },
+};
+
+#define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+
+static struct router	*router;
+static const char	*route_names[NROUTES];
+
+int
+routes_init(void)
+{
+	size_t i;
+
+	router = router_new(routes, NROUTES);
+	for (i = 0; i < NROUTES; i++)
+		route_names[i] = xasprintf("%s %s", routes[i].method,
+		    routes[i].pattern);
+	return metrics_init(route_names, NROUTES);
+}
+
+/* True if origin is listed in CORS_ORIGINS (comma-separated). */
+static bool
+cors_allowed(const char *origin)
+{
+	const char *p = conf.cors_origins, *comma;
+	size_t n, len = strlen(origin);
+
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ')
+			p++;
+		comma = strchr(p, ',');
+		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n == len && strncmp(p, origin, n) == 0)
+			return true;
+		p = comma != NULL ? comma + 1 : NULL;
+	}
+	return false;
+}
+
+/* Adds CORS headers for an allowed cross-origin caller; true if added. */
+static bool
+cors(struct request *r)
+{
+	const char *origin = req_param(r, "HTTP_ORIGIN");
+
+	if (origin == NULL || !cors_allowed(origin))
+		return false;
+	req_add_header(r, "Access-Control-Allow-Origin", origin);
+	req_add_header(r, "Vary", "Origin");
+	req_add_header(r, "Access-Control-Expose-Headers",
+	    "X-Request-Id, Retry-After");
+	return true;
+}
+
+static void
+preflight(struct request *r, const char *allow)
+{
+	if (cors(r)) {
+		req_add_header(r, "Access-Control-Allow-Methods", allow);
+		req_add_header(r, "Access-Control-Allow-Headers",
+		    "Authorization, Content-Type, Accept");
+		req_add_header(r, "Access-Control-Max-Age", "600");
+	}
+	req_add_header(r, "Allow", allow);
+	reply_empty(r, 204);
+}
+
+/* Reads, parses and validates the JSON body against the route's spec. */
+static int
+json_body_or_reply(struct request *r)
+{
+	struct jerror err;
+	cJSON *root;
+
+	if (r->content_length > 0 &&
+	    !req_content_type_is(r, "application/json")) {
+		reply_error(r, 415, "unsupported_media_type",
+		    "The body must be application/json.", NULL);
+		return -1;
+	}
+	if (req_read_body(r) != 0) {
+		reply_error(r, 400, "invalid_json",
+		    "The request body is incomplete.", NULL);
+		return -1;
+	}
+	/* No body at all is an empty object: required fields are named. */
+	root = json_parse(r->arena, r->body_len > 0 ? r->body : "{}",
+	    r->body_len > 0 ? r->body_len : 2, &err);
+	if (root == NULL ||
+	    json_validate(r->arena, root, r->route->spec, r->in, &err) != 0) {
+		reply_error(r, 400, err.code, err.message, err.field);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+params_ok(struct request *r)
+{
+	size_t i;
+
+	for (i = 0; i < ROUTE_MAX_PARAMS && r->params[i] != NULL; i++)
+		if (!json_uuid_ok(r->params[i]))
+			return 0;
+	return 1;
+}
+
+void
+app_handle(struct request *r)
+{
+	struct app_req ar = { 0 };
+	char allow[64];
+	const struct route *rt;
+	int i;
+
+	r->app = &ar;
+	i = r->path_ok ? router_match(router, r->method, r->segs, r->nsegs,
+	    r->params, allow, sizeof(allow)) : ROUTER_NOT_FOUND;
+	if (i == ROUTER_BAD_METHOD && strcmp(r->method, "OPTIONS") == 0) {
+		preflight(r, allow);
+		return;
+	}
+	cors(r);
+	if (i == ROUTER_NOT_FOUND) {
+		reply_error(r, 404, "not_found", "No such endpoint.", NULL);
+		return;
+	}
+	if (i == ROUTER_BAD_METHOD) {
+		req_add_header(r, "Allow", allow);
+		reply_error(r, 405, "method_not_allowed",
+		    "This endpoint does not take that method.", NULL);
+		return;
+	}
+	rt = r->route = &routes[i];
+	r->route_index = i;
+	log_set_context(r->request_id, rt->pattern);
+	if (!r->query_ok) {
+		reply_error(r, 400, "invalid_input",
+		    "The query string is malformed.", NULL);
+		return;
+	}
+	if (!params_ok(r)) {
+		reply_error(r, 404, "not_found", "No such resource.", NULL);
+		return;
+	}
+	/* Checked before a byte is read; routes without a body ignore it. */
+	if (rt->body_limit > 0 && r->content_length >
+	    (long long)rt->body_limit) {
+		reply_error(r, 413, "payload_too_large",
+		    "The request body is too large.", NULL);
+		return;
+	}
+	if (rt->spec != NULL && json_body_or_reply(r) != 0)
+		return;
+	rt->handler(r);
+}

@@ -1,0 +1,55 @@
+/*
+ * `miky serve`: sets up what every worker needs and hands over to the
+ * server in lib/.  Routes and metrics are set up in the master, before
+ * the fork, so every worker shares the same metrics memory.
+ */
+#include <stdio.h>
+
+#include "app.h"
+#include "config.h"
+#include "sql.h"
+#include "lib/db.h"
+#include "lib/log.h"
+#include "lib/server.h"
+
+static int
+worker_init(void)
+{
+	struct db_config dc = {
+		.conninfo = conf.database_url,
+		.size = (int)conf.db_pool,
+		.statement_timeout_ms = (int)conf.statement_timeout_ms,
+		.acquire_timeout_ms = 5000,
+		.stmts = sql_stmts,
+		.nstmts = STMT__MAX,
+		.application_name = "miky",
+	};
+
+	return db_pool_init(&dc);
+}
+
+static void
+worker_exit(void)
+{
+	db_pool_free();
+}
+
+int
+serve_main(void)
+{
+	struct server_config sc = {
+		.listen = conf.listen,
+		.workers = (int)conf.workers,
+		.threads = (int)conf.threads,
+		.drain_seconds = (int)conf.drain_seconds,
+		.thread_stack = (size_t)conf.thread_stack_kb * 1024,
+		.worker_init = worker_init,
+		.worker_exit = worker_exit,
+		.handle = app_handle,
+	};
+
+	log_set_process("master");
+	if (routes_init() != 0)
+		return 1;
+	return server_run(&sc);
+}

@@ -1,0 +1,49 @@
+/*
+ * Every SQL statement Miky runs, by name: `enum stmt` indexes the table
+ * in sql.c, each row a fixed text with $n parameters that every pooled
+ * connection prepares once.  The helpers below tie a connection and its
+ * results to the request: a connection is borrowed on first use and
+ * given back when the request ends (or earlier with sql_release()), and
+ * results are freed with the request's arena.
+ */
+#ifndef MIKY_APP_SQL_H
+#define MIKY_APP_SQL_H
+
+#include <libpq-fe.h>
+
+#include "lib/db.h"
+
+struct request;
+
+enum stmt {
+	STMT_PING,
+	STMT__MAX
+};
+
+extern const struct db_stmt sql_stmts[STMT__MAX];
+
+/* The request's connection, borrowed now if needed; NULL: replied 503. */
+struct db	*sql_db_or_reply(struct request *);
+/* Gives the connection back before a long wait (a model call). */
+void		 sql_release(struct request *);
+
+/*
+ * Runs a statement on the request's connection.  The result is freed
+ * with the request.  sql_run() leaves *err for the caller to handle;
+ * sql_run_or_reply() answers the error itself.
+ */
+PGresult	*sql_run(struct request *, enum stmt, const char *const *params,
+		    struct db_err *);
+PGresult	*sql_run_or_reply(struct request *, enum stmt,
+		    const char *const *params);
+int		 sql_begin_or_reply(struct request *);
+int		 sql_commit_or_reply(struct request *);
+void		 sql_rollback(struct request *);
+
+/* Answers a database error with its mapped status and code. */
+void		 reply_db_error(struct request *, const struct db_err *);
+
+/* Values of a result row: the text, or NULL for SQL NULL. */
+const char	*sql_get(const PGresult *, int row, int col);
+
+#endif

@@ -1,0 +1,371 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "xalloc.h"
+
+struct db {
+	PGconn	*conn;
+	bool	 busy;
+};
+
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct db	*slots;
+	int		 size;
+	struct db_config cfg;
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0,
+	{ 0 } };
+
+/*
+ * SQLSTATE classes and codes that clients see as something other than
+ * 500.  The first match wins; a two-character entry matches a class.
+ */
+static const struct {
+	const char	*state;
+	int		 status;
+	const char	*code;
+	const char	*message;
+} sqlstate_map[] = {
+	{ "23505", 409, "conflict", "That already exists." },
+	{ "23503", 409, "conflict", "A related record does not exist." },
+	{ "23514", 409, "conflict", "The change conflicts with the current "
+	    "state." },
+	{ "40001", 503, "unavailable", "The service is busy; please retry." },
+	{ "40P01", 503, "unavailable", "The service is busy; please retry." },
+	{ "55P03", 503, "unavailable", "The service is busy; please retry." },
+	{ "57014", 503, "unavailable", "The request took too long; please "
+	    "retry." },
+	{ "22", 400, "invalid_input", "A value is not valid." },
+	{ "08", 503, "unavailable", "The database is unavailable." },
+	{ "53", 503, "unavailable", "The database is unavailable." },
+	{ "57P", 503, "unavailable", "The database is unavailable." },
+};
+
+void
+db_error(PGconn *conn, const PGresult *res, const char *what,
+    struct db_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) :
+	    NULL;
+	const char *primary = res ? PQresultErrorField(res,
+	    PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *constraint = res ? PQresultErrorField(res,
+	    PG_DIAG_CONSTRAINT_NAME) : NULL;
+	size_t i;
+
+	memset(err, 0, sizeof(*err));
+	err->status = 500;
+	err->code = "internal_error";
+	err->message = "Something went wrong on our side.";
+	if (state == NULL && conn != NULL && PQstatus(conn) == CONNECTION_BAD)
+		state = "08006";
+	if (state != NULL)
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	if (constraint != NULL)
+		snprintf(err->constraint, sizeof(err->constraint), "%s",
+		    constraint);
+	for (i = 0; state != NULL && i < sizeof(sqlstate_map) /
+	    sizeof(sqlstate_map[0]); i++)
+		if (strncmp(state, sqlstate_map[i].state,
+		    strlen(sqlstate_map[i].state)) == 0) {
+			err->status = sqlstate_map[i].status;
+			err->code = sqlstate_map[i].code;
+			err->message = sqlstate_map[i].message;
+			break;
+		}
+	/* Only the primary message: the detail may hold user data. */
+	if (primary == NULL && conn != NULL)
+		primary = PQerrorMessage(conn);
+	if (err->status >= 500 || err->status == 400)
+		log_errx("db %s: %s %s%s%s", what, err->sqlstate,
+		    primary ? primary : "(no message)",
+		    constraint ? " constraint " : "",
+		    constraint ? constraint : "");
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *appname)
+{
+	const char *keys[] = { "dbname", "application_name",
+	    "connect_timeout", NULL };
+	const char *vals[] = { conninfo, appname, "5", NULL };
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+
+	if (conn == NULL)
+		xoom();
+	if (PQstatus(conn) != CONNECTION_OK) {
+		log_warnx("database connection failed: %s",
+		    PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* Opens the connection of a slot and prepares every statement. */
+static int
+open_slot(struct db *d)
+{
+	char sql[64];
+	PGresult *res;
+	int i;
+
+	if (d->conn != NULL)
+		PQfinish(d->conn);
+	d->conn = db_connect(pool.cfg.conninfo, pool.cfg.application_name);
+	if (d->conn == NULL)
+		return -1;
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %d",
+	    pool.cfg.statement_timeout_ms);
+	res = PQexec(d->conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		goto fail;
+	PQclear(res);
+	for (i = 0; i < pool.cfg.nstmts; i++) {
+		const struct db_stmt *s = &pool.cfg.stmts[i];
+
+		res = PQprepare(d->conn, s->name, s->sql, s->nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_errx("prepare %s: %s", s->name,
+			    PQresultErrorMessage(res));
+			goto fail;
+		}
+		PQclear(res);
+	}
+	return 0;
+fail:
+	PQclear(res);
+	PQfinish(d->conn);
+	d->conn = NULL;
+	return -1;
+}
+
+int
+db_pool_init(const struct db_config *cfg)
+{
+	pool.cfg = *cfg;
+	pool.size = cfg->size;
+	pool.slots = xcalloc((size_t)cfg->size, sizeof(*pool.slots));
+	return 0;
+}
+
+void
+db_pool_free(void)
+{
+	int i;
+
+	for (i = 0; i < pool.size; i++)
+		if (pool.slots[i].conn != NULL)
+			PQfinish(pool.slots[i].conn);
+	free(pool.slots);
+	pool.slots = NULL;
+	pool.size = 0;
+}
+
+static void
+unavailable(struct db_err *err, const char *message)
+{
+	memset(err, 0, sizeof(*err));
+	err->status = 503;
+	err->code = "unavailable";
+	err->message = message;
+}
+
+/* Takes a free slot, preferring one with an open connection. */
+static struct db *
+take_slot(void)
+{
+	struct db *any = NULL;
+	int i;
+
+	for (i = 0; i < pool.size; i++) {
+		struct db *d = &pool.slots[i];
+
+		if (d->busy)
+			continue;
+		if (d->conn != NULL) {
+			any = d;
+			break;
+		}
+		if (any == NULL)
+			any = d;
+	}
+	if (any != NULL)
+		any->busy = true;
+	return any;
+}
+
+struct db *
+db_acquire(struct db_err *err)
+{
+	struct timespec deadline;
+	struct db *d;
+	int64_t waited_from = 0;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += pool.cfg.acquire_timeout_ms / 1000;
+	deadline.tv_nsec += (long)(pool.cfg.acquire_timeout_ms % 1000) *
+	    1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&pool.mu);
+	while ((d = take_slot()) == NULL && rc != ETIMEDOUT) {
+		if (waited_from == 0)
+			waited_from = clock_us();
+		rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &deadline);
+	}
+	pthread_mutex_unlock(&pool.mu);
+	if (waited_from != 0)
+		metrics_pool_wait(clock_us() - waited_from);
+	if (d == NULL) {
+		log_warnx("no database connection free after %d ms",
+		    pool.cfg.acquire_timeout_ms);
+		unavailable(err, "The service is busy; please retry.");
+		return NULL;
+	}
+	if ((d->conn == NULL || PQstatus(d->conn) != CONNECTION_OK) &&
+	    open_slot(d) != 0) {
+		db_release(d);
+		unavailable(err, "The database is unavailable.");
+		return NULL;
+	}
+	return d;
+}
+
+void
+db_release(struct db *d)
+{
+	PGresult *res;
+
+	if (d == NULL)
+		return;
+	if (d->conn != NULL && PQstatus(d->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
+		res = PQexec(d->conn, "ROLLBACK");
+		PQclear(res);
+	}
+	if (d->conn != NULL && (PQstatus(d->conn) != CONNECTION_OK ||
+	    PQtransactionStatus(d->conn) != PQTRANS_IDLE)) {
+		PQfinish(d->conn);
+		d->conn = NULL;
+	}
+	pthread_mutex_lock(&pool.mu);
+	d->busy = false;
+	pthread_cond_signal(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+PGconn *
+db_conn(struct db *d)
+{
+	return d->conn;
+}
+
+static bool
+ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/*
+ * True if a failure was the connection dying while no transaction was
+ * open, and a fresh connection could be had: the caller may run the
+ * statement again.
+ */
+static bool
+reopened(struct db *d, bool was_idle)
+{
+	if (!was_idle || PQstatus(d->conn) != CONNECTION_BAD)
+		return false;
+	log_warnx("database connection lost; reconnecting");
+	return open_slot(d) == 0;
+}
+
+PGresult *
+db_exec_bin(struct db *d, int stmt, const char *const *params,
+    const int *lengths, const int *formats, struct db_err *err)
+{
+	const struct db_stmt *s = &pool.cfg.stmts[stmt];
+	PGresult *res;
+	bool idle;
+	int attempt;
+
+	for (attempt = 0;; attempt++) {
+		idle = PQtransactionStatus(d->conn) == PQTRANS_IDLE;
+		res = PQexecPrepared(d->conn, s->name, s->nparams, params,
+		    lengths, formats, 0);
+		if (ok(res))
+			return res;
+		if (attempt == 0 && (s->flags & DB_RETRY) && reopened(d, idle)) {
+			PQclear(res);
+			continue;
+		}
+		db_error(d->conn, res, s->name, err);
+		PQclear(res);
+		return NULL;
+	}
+}
+
+PGresult *
+db_exec(struct db *d, int stmt, const char *const *params, struct db_err *err)
+{
+	return db_exec_bin(d, stmt, params, NULL, NULL, err);
+}
+
+static int
+simple(struct db *d, const char *sql, bool retry, struct db_err *err)
+{
+	PGresult *res;
+	bool idle;
+
+	idle = PQtransactionStatus(d->conn) == PQTRANS_IDLE;
+	res = PQexec(d->conn, sql);
+	if (!ok(res) && retry && reopened(d, idle)) {
+		PQclear(res);
+		res = PQexec(d->conn, sql);
+	}
+	if (ok(res)) {
+		PQclear(res);
+		return 0;
+	}
+	db_error(d->conn, res, sql, err);
+	PQclear(res);
+	return -1;
+}
+
+int
+db_begin(struct db *d, struct db_err *err)
+{
+	return simple(d, "BEGIN", true, err);
+}
+
+int
+db_commit(struct db *d, struct db_err *err)
+{
+	return simple(d, "COMMIT", false, err);
+}
+
+void
+db_rollback(struct db *d)
+{
+	PGresult *res;
+
+	if (PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
+		res = PQexec(d->conn, "ROLLBACK");
+		PQclear(res);
+	}
+}

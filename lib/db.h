@@ -1,0 +1,93 @@
+/*
+ * A per-process pool of PostgreSQL connections.
+ *
+ * The application describes its SQL once, as a table of statements with
+ * fixed text and $n parameters; every connection prepares all of them
+ * when it is opened, and db_exec() runs one by index with
+ * PQexecPrepared.  No SQL is ever assembled from input.
+ *
+ * A handler borrows a connection for one unit of work and gives it back;
+ * db_release() rolls back a transaction left open.  A connection found
+ * broken is closed and reopened on its next use, so a database restart
+ * needs no application restart.  Errors are split: the client-facing
+ * part (HTTP status, API code, sentence) goes to struct db_err, the
+ * server's text only to the log.
+ */
+#ifndef MIKY_DB_H
+#define MIKY_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#define DB_RETRY	0x01	/* safe to run again on a fresh connection */
+
+struct db_stmt {
+	const char	*name;
+	const char	*sql;
+	int		 nparams;
+	unsigned	 flags;
+};
+
+struct db_err {
+	int		 status;	/* HTTP status */
+	const char	*code;		/* API error code */
+	const char	*message;	/* safe for clients */
+	char		 sqlstate[6];
+	char		 constraint[64];	/* violated constraint, if any */
+};
+
+struct db;
+
+struct db_config {
+	const char		*conninfo;	/* libpq URL or key=value */
+	int			 size;		/* connections */
+	int			 statement_timeout_ms;
+	int			 acquire_timeout_ms;
+	const struct db_stmt	*stmts;		/* table of nstmts rows */
+	int			 nstmts;
+	const char		*application_name;
+};
+
+/* Sets up the pool of this process; connections open on demand. */
+int		 db_pool_init(const struct db_config *);
+/* Closes every connection; no connection may be borrowed. */
+void		 db_pool_free(void);
+
+/*
+ * Borrows a connection, waiting up to the acquire timeout, and opens it
+ * if needed.  Returns NULL with *err set (503) when none can be had.
+ */
+struct db	*db_acquire(struct db_err *);
+/* Gives it back, rolling back an open transaction. */
+void		 db_release(struct db *);
+
+/*
+ * Runs statement `stmt` with its parameters (NULL values are SQL NULL).
+ * Returns a result the caller PQclear()s, or NULL with *err set.
+ * Statements flagged DB_RETRY are retried once on a fresh connection if
+ * the connection turns out to be dead.
+ */
+PGresult	*db_exec(struct db *, int stmt, const char *const *params,
+		    struct db_err *);
+/* The same with explicit lengths and formats (binary parameters). */
+PGresult	*db_exec_bin(struct db *, int stmt, const char *const *params,
+		    const int *lengths, const int *formats, struct db_err *);
+
+/* Transactions.  db_begin() retries once on a dead connection. */
+int		 db_begin(struct db *, struct db_err *);
+int		 db_commit(struct db *, struct db_err *);
+void		 db_rollback(struct db *);
+
+/* The libpq connection, for LISTEN and other direct use. */
+PGconn		*db_conn(struct db *);
+
+/* Fills *err for a failed result (or a NULL one) and logs the detail. */
+void		 db_error(PGconn *, const PGresult *, const char *what,
+		    struct db_err *);
+
+/* Opens a standalone connection (for migrate, mailer, LISTEN). */
+PGconn		*db_connect(const char *conninfo, const char *appname);
+
+#endif
