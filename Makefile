@@ -28,7 +28,8 @@ endif
 LIB_SRC	:= $(sort $(wildcard lib/*.c))
 APP_SRC	:= $(sort $(wildcard app/*.c))
 LIB_OBJ	:= $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-APP_OBJ	:= $(APP_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/schema_files.o
+GEN_OBJ	:= $(BUILD)/obj/schema_files.o $(BUILD)/obj/common_passwords.o
+APP_OBJ	:= $(APP_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
 SCHEMA	:= $(sort $(wildcard schema/*.sql))
 UNIT	:= $(patsubst t/unit/%.c,$(BUILD)/t/%.t,$(sort $(wildcard t/unit/*.c)))
 FUZZ	:= $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
@@ -52,31 +53,38 @@ $(BUILD)/.flags: FORCE
 	@echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)' | cmp -s - $@ || \
 	    echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)' > $@
 
+Q	:= $(if $(V),,@)
+
 $(BUILD)/obj/%.o: %.c $(BUILD)/.flags
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/embed: tools/embed.c
 	@mkdir -p $(@D)
-	$(CC) -std=c17 -O1 -Wall -Wextra -Werror -o $@ $<
+	$(Q)$(CC) -std=c17 -O1 -Wall -Wextra -Werror -o $@ $<
 
 $(BUILD)/schema_files.c: $(BUILD)/embed $(SCHEMA)
-	$(BUILD)/embed $(SCHEMA) > $@
+	$(Q)$(BUILD)/embed schema $(SCHEMA) > $@
 
-$(BUILD)/obj/schema_files.o: $(BUILD)/schema_files.c $(BUILD)/.flags
+$(BUILD)/common_passwords.c: $(BUILD)/embed data/common-passwords.txt
+	$(Q)$(BUILD)/embed words common_passwords data/common-passwords.txt > $@
+
+$(BUILD)/obj/%.o: $(BUILD)/%.c $(BUILD)/.flags
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -Wno-missing-variable-declarations -c -o $@ $<
 
 $(BUILD)/libmiky.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/miky: $(APP_OBJ) $(BUILD)/libmiky.a
-	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(BUILD)/libmiky.a $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(BUILD)/libmiky.a $(LDLIBS)
 
 $(BUILD)/t/%.t: t/unit/%.c t/unit/tap.h $(BUILD)/libmiky.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmiky.a $(LDLIBS)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmiky.a $(LDLIBS)
 
 deps:
 	@scripts/deps.sh

@@ -14,9 +14,11 @@ enum access {
 };
 
 struct db;
+struct user;
 
 struct app_req {
 	struct db	*db;		/* borrowed connection, if any */
+	struct user	*user;		/* USER and ADMIN routes */
 };
 
 static inline struct app_req *
@@ -28,6 +30,29 @@ app_req(struct request *r)
 /* routes.c */
 int	routes_init(void);
 void	app_handle(struct request *);
+
+/* auth.c */
+extern const struct jfield auth_signup_in[], auth_email_in[], auth_token_in[],
+    auth_signin_in[], auth_reset_in[], auth_refresh_in[], auth_logout_in[];
+void	auth_signup(struct request *);
+void	auth_verify_email(struct request *);
+void	auth_resend_verification(struct request *);
+void	auth_signin(struct request *);
+void	auth_forgot_password(struct request *);
+void	auth_reset_password(struct request *);
+void	auth_refresh_token(struct request *);
+void	auth_logout(struct request *);
+
+/* user.c */
+extern const struct jfield user_profile_in[], user_referral_in[],
+    user_password_in[], user_delete_in[];
+void	user_profile(struct request *);
+void	user_profile_update(struct request *);
+void	user_credits(struct request *);
+void	user_verify_referral(struct request *);
+void	user_change_password(struct request *);
+void	user_export(struct request *);
+void	user_delete(struct request *);
 
 /* ops.c */
 void	ops_health(struct request *);

@@ -18,6 +18,7 @@ struct app_config {
 	long long	 drain_seconds;
 	long long	 statement_timeout_ms;
 	long long	 thread_stack_kb;
+	long long	 hash_concurrency;
 	const char	*openai_api_key;
 	const char	*openai_base_url;
 	const char	*stripe_secret_key;

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "session.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/router.h"
@@ -20,6 +21,34 @@
 
 static const struct route routes[] = {
 	/* method, pattern, handler, access, body limit, body spec */
+	{ "POST", "/api/auth/signup", auth_signup, PUBLIC, 64 * KB,
+	    auth_signup_in },
+	{ "POST", "/api/auth/verify-email", auth_verify_email, PUBLIC, 64 * KB,
+	    auth_token_in },
+	{ "POST", "/api/auth/resend-verification", auth_resend_verification,
+	    PUBLIC, 64 * KB, auth_email_in },
+	{ "POST", "/api/auth/signin", auth_signin, PUBLIC, 64 * KB,
+	    auth_signin_in },
+	{ "POST", "/api/auth/forgot-password", auth_forgot_password, PUBLIC,
+	    64 * KB, auth_email_in },
+	{ "POST", "/api/auth/reset-password", auth_reset_password, PUBLIC,
+	    64 * KB, auth_reset_in },
+	{ "POST", "/api/auth/refresh-token", auth_refresh_token, PUBLIC,
+	    64 * KB, auth_refresh_in },
+	{ "POST", "/api/auth/logout", auth_logout, PUBLIC, 64 * KB,
+	    auth_logout_in },
+
+	{ "GET", "/api/user/profile", user_profile, USER, 0, NULL },
+	{ "PUT", "/api/user/profile", user_profile_update, USER, 64 * KB,
+	    user_profile_in },
+	{ "GET", "/api/user/credits", user_credits, USER, 0, NULL },
+	{ "POST", "/api/user/verify-referral", user_verify_referral, PUBLIC,
+	    64 * KB, user_referral_in },
+	{ "POST", "/api/user/change-password", user_change_password, USER,
+	    64 * KB, user_password_in },
+	{ "GET", "/api/user/export", user_export, USER, 0, NULL },
+	{ "DELETE", "/api/user", user_delete, USER, 64 * KB, user_delete_in },
+
 	{ "GET", "/api/health", ops_health, PUBLIC, 0, NULL },
 	{ "GET", "/api/metrics", ops_metrics, PUBLIC, 0, NULL },
 };
@@ -175,6 +204,9 @@ app_handle(struct request *r)
 		    "The request body is too large.", NULL);
 		return;
 	}
+	if (rt->access != PUBLIC &&
+	    session_auth_or_reply(r, (enum access)rt->access) != 0)
+		return;
 	if (rt->spec != NULL && json_body_or_reply(r) != 0)
 		return;
 	rt->handler(r);

@@ -10,6 +10,7 @@
 #include "sql.h"
 #include "lib/db.h"
 #include "lib/log.h"
+#include "lib/password.h"
 #include "lib/server.h"
 
 static int
@@ -25,6 +26,7 @@ worker_init(void)
 		.application_name = "miky",
 	};
 
+	password_init((int)conf.hash_concurrency);
 	return db_pool_init(&dc);
 }
 

@@ -7,6 +7,176 @@
 
 const struct db_stmt sql_stmts[STMT__MAX] = {
 	S(STMT_PING, "SELECT 1", 0, DB_RETRY),
+	S(STMT_SETTING,
+	    "SELECT value::text FROM admin_settings WHERE key = $1", 1,
+	    DB_RETRY),
+
+	/*
+	 * The user behind an access token, with what the checks need and
+	 * the API object.  tokens_valid_after in milliseconds.
+	 */
+	S(STMT_AUTH_USER,
+	    "SELECT u.role, u.banned_at IS NOT NULL, u.email_verified,"
+	    " (extract(epoch FROM u.tokens_valid_after) * 1000)::bigint,"
+	    " u.credits, u.plan, u.email, u.first_name, u.language,"
+	    " api_user(u)"
+	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
+	S(STMT_REFRESH_INSERT,
+	    "INSERT INTO refresh_tokens (user_id, family_id, token_hash,"
+	    " expires_at, user_agent, ip)"
+	    " VALUES ($1, coalesce($2::uuid, gen_random_uuid()), $3,"
+	    " now() + interval '30 days', $4, $5::inet)"
+	    " RETURNING family_id", 5, 0),
+	/* Spends a live token of a usable account; the next is issued. */
+	S(STMT_REFRESH_SPEND,
+	    "UPDATE refresh_tokens t SET used_at = now() FROM users u"
+	    " WHERE t.token_hash = $1 AND t.used_at IS NULL"
+	    " AND t.revoked_at IS NULL AND t.expires_at > now()"
+	    " AND u.id = t.user_id AND u.banned_at IS NULL"
+	    " AND u.email_verified"
+	    " RETURNING t.user_id, t.family_id,"
+	    " (extract(epoch FROM u.tokens_valid_after) * 1000)::bigint", 1,
+	    0),
+	S(STMT_REFRESH_LOOKUP,
+	    "SELECT family_id, used_at IS NOT NULL, revoked_at IS NOT NULL,"
+	    " user_id FROM refresh_tokens WHERE token_hash = $1", 1, 0),
+	S(STMT_REFRESH_REVOKE_FAMILY,
+	    "UPDATE refresh_tokens SET revoked_at = now()"
+	    " WHERE family_id = $1 AND revoked_at IS NULL", 1, 0),
+	/* Every family of a user but $2 (NULL: all of them). */
+	S(STMT_REFRESH_REVOKE_USER,
+	    "UPDATE refresh_tokens SET revoked_at = now()"
+	    " WHERE user_id = $1 AND revoked_at IS NULL"
+	    " AND ($2::uuid IS NULL OR family_id <> $2::uuid)", 2, 0),
+	S(STMT_USER_END_SESSIONS,
+	    "UPDATE users SET tokens_valid_after = now() WHERE id = $1", 1, 0),
+
+	S(STMT_REFERRER_BY_CODE,
+	    "SELECT id, first_name FROM users"
+	    " WHERE referral_code = $1 AND banned_at IS NULL", 1, DB_RETRY),
+	/*
+	 * A new pending account with its sign-up grant as the first ledger
+	 * row, in one statement.  No row back: the email (or, rarely, the
+	 * referral code) is taken.
+	 */
+	S(STMT_SIGNUP_INSERT,
+	    "WITH s AS (SELECT coalesce((SELECT (value #>> '{}')::bigint"
+	    "  FROM admin_settings WHERE key = 'signup_credits'), 0) AS n),"
+	    " u AS (INSERT INTO users (email, password_hash, first_name,"
+	    "  last_name, language, referral_code, referred_by, credits)"
+	    "  SELECT $1, $2, $3, $4, $5, $6, $7, s.n FROM s"
+	    "  ON CONFLICT DO NOTHING RETURNING id, credits),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, credits, credits, 'signup', id::text"
+	    "  FROM u WHERE credits > 0)"
+	    " SELECT id FROM u", 7, 0),
+	S(STMT_USER_BY_EMAIL,
+	    "SELECT id, email_verified, banned_at IS NOT NULL, password_hash,"
+	    " first_name, language,"
+	    " (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
+	    " api_user(users) FROM users WHERE email = $1", 1, DB_RETRY),
+	S(STMT_PENDING_UPDATE,
+	    "UPDATE users SET password_hash = $2, first_name = $3,"
+	    " last_name = $4, language = $5"
+	    " WHERE id = $1 AND NOT email_verified", 5, 0),
+	S(STMT_REFERRAL_INSERT,
+	    "INSERT INTO referrals (user_id, referred_user_id,"
+	    " referred_first_name) VALUES ($1, $2, $3)", 3, 0),
+	S(STMT_EMAIL_TOKENS_VOID,
+	    "UPDATE email_tokens SET used_at = now()"
+	    " WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL", 2, 0),
+	S(STMT_EMAIL_TOKEN_INSERT,
+	    "INSERT INTO email_tokens (user_id, purpose, token_hash,"
+	    " expires_at) VALUES ($1, $2, $3, now() + $4::interval)", 4, 0),
+	S(STMT_EMAIL_TOKEN_SPEND,
+	    "UPDATE email_tokens SET used_at = now()"
+	    " WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL"
+	    " AND expires_at > now() RETURNING user_id", 2, 0),
+	S(STMT_EMAIL_TOKEN_PEEK,
+	    "SELECT t.id, t.user_id, u.email FROM email_tokens t"
+	    " JOIN users u ON u.id = t.user_id"
+	    " WHERE t.token_hash = $1 AND t.purpose = $2"
+	    " AND t.used_at IS NULL AND t.expires_at > now()", 2, 0),
+	S(STMT_EMAIL_TOKEN_SPEND_ID,
+	    "UPDATE email_tokens SET used_at = now()"
+	    " WHERE id = $1 AND used_at IS NULL AND expires_at > now()"
+	    " RETURNING user_id", 1, 0),
+	S(STMT_USER_VERIFY,
+	    "UPDATE users SET email_verified = true,"
+	    " email_verified_at = coalesce(email_verified_at, now())"
+	    " WHERE id = $1 AND banned_at IS NULL"
+	    " RETURNING (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
+	    " api_user(users)", 1, 0),
+	/*
+	 * A new password ends every session (access tokens through
+	 * tokens_valid_after) and proves the email, as a reset link does.
+	 */
+	S(STMT_USER_SET_PASSWORD,
+	    "UPDATE users SET password_hash = $2, tokens_valid_after = now(),"
+	    " email_verified = true,"
+	    " email_verified_at = coalesce(email_verified_at, now())"
+	    " WHERE id = $1 RETURNING email, first_name, language", 2, 0),
+	S(STMT_USER_PASSWORD,
+	    "SELECT password_hash FROM users WHERE id = $1", 1, DB_RETRY),
+	S(STMT_OUTBOX_INSERT,
+	    "INSERT INTO email_outbox (user_id, to_addr, template, language,"
+	    " payload) VALUES ($1, $2, $3, $4, $5::jsonb)", 5, 0),
+	/*
+	 * Fixed-window counters shared by every worker and host: counts one
+	 * event of key $1 in the current window of $2 seconds and returns
+	 * the count and the seconds until the window ends.
+	 */
+	S(STMT_RATE_HIT,
+	    "INSERT INTO rate_limits AS r (key, window_start, count)"
+	    " VALUES ($1, to_timestamp(floor(extract(epoch FROM now())"
+	    "  / $2::int) * $2::int), 1)"
+	    " ON CONFLICT (key, window_start) DO UPDATE SET count = r.count + 1"
+	    " RETURNING count, ceil(extract(epoch FROM r.window_start)"
+	    "  + $2::int - extract(epoch FROM now()))::int", 2, 0),
+	S(STMT_RATE_PEEK,
+	    "SELECT coalesce(max(count), 0), ceil(extract(epoch FROM"
+	    " to_timestamp(floor(extract(epoch FROM now()) / $2::int)"
+	    "  * $2::int)) + $2::int - extract(epoch FROM now()))::int"
+	    " FROM rate_limits WHERE key = $1 AND window_start ="
+	    " to_timestamp(floor(extract(epoch FROM now()) / $2::int)"
+	    "  * $2::int)", 2, DB_RETRY),
+
+	S(STMT_PROFILE_UPDATE,
+	    "UPDATE users SET first_name = coalesce($2, first_name),"
+	    " last_name = coalesce($3, last_name),"
+	    " language = coalesce($4, language)"
+	    " WHERE id = $1 RETURNING api_user(users)", 4, 0),
+	S(STMT_LEDGER_PAGE,
+	    "SELECT l.id, api_ledger(l) FROM credit_ledger l"
+	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)"
+	    " ORDER BY l.id DESC LIMIT $3", 3, DB_RETRY),
+	/* Everything held about a user, as one JSON document. */
+	S(STMT_USER_EXPORT,
+	    "SELECT json_build_object("
+	    " 'exported_at', api_ts(now()),"
+	    " 'profile', api_user(u),"
+	    " 'conversations', coalesce((SELECT json_agg(json_build_object("
+	    "   'conversation', api_conversation(c),"
+	    "   'messages', coalesce((SELECT json_agg(api_message(m)"
+	    "     ORDER BY m.created_at, m.id) FROM messages m"
+	    "     WHERE m.conversation_id = c.id AND m.user_id = u.id),"
+	    "     '[]'))"
+	    "   ORDER BY c.created_at, c.id) FROM conversations c"
+	    "   WHERE c.user_id = u.id), '[]'),"
+	    " 'ledger', coalesce((SELECT json_agg(api_ledger(l) ORDER BY l.id)"
+	    "   FROM credit_ledger l WHERE l.user_id = u.id), '[]'),"
+	    " 'transactions', coalesce((SELECT json_agg(api_transaction(t)"
+	    "   ORDER BY t.created_at, t.id) FROM transactions t"
+	    "   WHERE t.user_id = u.id), '[]'),"
+	    " 'referrals', coalesce((SELECT json_agg(json_build_object("
+	    "   'first_name', r.referred_first_name, 'status', r.status,"
+	    "   'created_at', api_ts(r.created_at),"
+	    "   'credits_awarded', r.credits_awarded,"
+	    "   'cash_awarded_cents', api_cents(r.cash_awarded))"
+	    "   ORDER BY r.created_at, r.id) FROM referrals r"
+	    "   WHERE r.user_id = u.id), '[]'))::text"
+	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
+	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0),
 };
 
 static void

@@ -8,7 +8,9 @@
 /*
  * One pass over the raw text before cJSON sees it: the nesting depth is
  * bounded (cJSON recurses) and "\u0000" is refused (it would cut a C
- * string short and PostgreSQL text cannot hold it).
+ * string short and PostgreSQL text cannot hold it).  Raw control
+ * characters are refused too, as RFC 8259 asks: cJSON would take them as
+ * white space between tokens, and a raw NUL would silently end a string.
  */
 static int
 prescan(const char *s, size_t n, const char **why)
@@ -19,6 +21,12 @@ prescan(const char *s, size_t n, const char **why)
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 
+		if ((unsigned char)c < 0x20 && (in_str ||
+		    (c != ' ' && c != '\t' && c != '\n' && c != '\r'))) {
+			if (in_str && c == '\0')
+				*why = "Strings may not contain NUL characters.";
+			return -1;
+		}
 		if (in_str) {
 			if (c == '\\') {
 				if (i + 5 < n && strncmp(s + i + 1, "u0000", 5)
@@ -55,6 +63,7 @@ cJSON *
 json_parse(struct arena *a, const char *body, size_t len, struct jerror *err)
 {
 	const char *why = "Request body is not valid JSON.";
+	const char *end = NULL;
 	cJSON *root;
 
 	err->code = "invalid_json";
@@ -67,7 +76,21 @@ json_parse(struct arena *a, const char *body, size_t len, struct jerror *err)
 		err->message = why;
 		return NULL;
 	}
-	root = cJSON_ParseWithLengthOpts(body, len, NULL, 1);
+	/*
+	 * cJSON's own check for trailing text (require_null_terminated)
+	 * wants a NUL at body[len], past the text, and so refuses every body
+	 * given its true length; only white space may follow the value.
+	 */
+	root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+	if (root != NULL) {
+		while (end < body + len && (*end == ' ' || *end == '\t' ||
+		    *end == '\n' || *end == '\r'))
+			end++;
+		if (end != body + len) {
+			cJSON_Delete(root);
+			root = NULL;
+		}
+	}
 	if (root == NULL) {
 		err->message = why;
 		return NULL;
@@ -162,6 +185,15 @@ take_string(struct arena *a, const struct jfield *f, const char *in)
 	return s;
 }
 
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 #define FAILF(fmt, ...) \
 	fail(err, f->name, arena_printf(a, fmt, f->name, ##__VA_ARGS__))
 
@@ -190,8 +222,9 @@ check_value(struct arena *a, const struct jfield *f, const cJSON *node,
 		return 0;
 	case JF_INT:
 		d = node->valuedouble;
+		/* 2^63 itself passes (double)LLONG_MAX; the cast would overflow. */
 		if (!cJSON_IsNumber(node) || d != floor(d) ||
-		    d < (double)f->min || d > (double)f->max)
+		    d < (double)f->min || d > (double)f->max || d >= 0x1p63)
 			return FAILF("Field '%s' must be an integer from %lld "
 			    "to %lld.", f->min, f->max);
 		v->i = (long long)d;
@@ -218,6 +251,9 @@ check_value(struct arena *a, const struct jfield *f, const cJSON *node,
 				return 0;
 		return FAILF("Field '%s' has a value that is not allowed.");
 	default:
+		if ((f->flags & JF_LINE) && has_control(v->s))
+			return FAILF("Field '%s' may not contain control "
+			    "characters.");
 		chars = utf8_chars(v->s, strlen(v->s));
 		if ((long long)chars < f->min || (long long)chars > f->max)
 			return FAILF("Field '%s' must be from %lld to %lld "

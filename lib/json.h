@@ -39,6 +39,7 @@ enum jf_type {
 #define JF_REQUIRED	0x01
 #define JF_NULLABLE	0x02	/* null is accepted and reported as is_null */
 #define JF_TRIM		0x04	/* strings: strip surrounding white space */
+#define JF_LINE		0x08	/* strings: no control characters at all */
 
 struct jfield {
 	const char		*name;

@@ -9,112 +9,8 @@
 #include "log.h"
 #include "num.h"
 #include "request.h"
-#include "utf8.h"
+#include "url.h"
 #include "xalloc.h"
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/*
- * Decodes %XX escapes (and '+' as space when plus is set) of s[0..n)
- * into arena memory.  Returns NULL for a bad escape, a NUL byte or
- * invalid UTF-8.
- */
-static char *
-decode(struct arena *a, const char *s, size_t n, bool plus)
-{
-	char *out = arena_alloc(a, n + 1), *o = out;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			int hi, lo;
-
-			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0)
-				return NULL;
-			*o = (char)(hi << 4 | lo);
-			if (*o == '\0')
-				return NULL;
-			o++;
-			i += 2;
-		} else if (plus && s[i] == '+')
-			*o++ = ' ';
-		else
-			*o++ = s[i];
-	}
-	*o = '\0';
-	return utf8_valid(out, (size_t)(o - out)) ? out : NULL;
-}
-
-/* Splits "/a/b%20c/" into decoded segments; empty segments are kept
- * out, so "/api//health" and "/api/health/" match "/api/health". */
-static bool
-split_path(struct request *r, const char *path, size_t n)
-{
-	size_t i = 0, start;
-
-	r->nsegs = 0;
-	if (n == 0 || path[0] != '/')
-		return false;
-	while (i < n) {
-		while (i < n && path[i] == '/')
-			i++;
-		if (i == n)
-			break;
-		start = i;
-		while (i < n && path[i] != '/')
-			i++;
-		if (r->nsegs == REQ_MAX_SEGS)
-			return false;
-		r->segs[r->nsegs] = decode(r->arena, path + start, i - start,
-		    false);
-		if (r->segs[r->nsegs] == NULL)
-			return false;
-		r->nsegs++;
-	}
-	return true;
-}
-
-static void
-parse_query(struct request *r, const char *q)
-{
-	const char *p = q, *amp, *eq;
-	struct req_kv *kv;
-
-	r->query_ok = true;
-	while (*p != '\0') {
-		if (r->nquery == REQ_MAX_QUERY) {
-			r->query_ok = false;
-			break;
-		}
-		amp = strchr(p, '&');
-		if (amp == NULL)
-			amp = p + strlen(p);
-		if (amp > p) {
-			eq = memchr(p, '=', (size_t)(amp - p));
-			kv = &r->query[r->nquery];
-			if (eq == NULL)
-				eq = amp;
-			kv->key = decode(r->arena, p, (size_t)(eq - p), true);
-			kv->value = eq < amp ? decode(r->arena, eq + 1,
-			    (size_t)(amp - eq - 1), true) : "";
-			if (kv->key == NULL || kv->value == NULL)
-				r->query_ok = false;
-			else
-				r->nquery++;
-		}
-		p = *amp == '&' ? amp + 1 : amp;
-	}
-}
 
 static void
 set_request_id(struct request *r)
@@ -160,10 +56,15 @@ req_init(struct request *r, FCGX_Request *fcgi, struct arena *a)
 		uri = "/";
 	q = strchr(uri, '?');
 	r->path = q != NULL ? arena_strndup(a, uri, (size_t)(q - uri)) : uri;
-	r->path_ok = split_path(r, r->path, strlen(r->path));
-	r->query_ok = true;
-	if (q != NULL)
-		parse_query(r, q + 1);
+	r->nsegs = url_split_path(a, r->path, r->segs, REQ_MAX_SEGS);
+	r->path_ok = r->nsegs != (size_t)-1;
+	if (!r->path_ok)
+		r->nsegs = 0;
+	r->nquery = url_parse_query(a, q != NULL ? q + 1 : "", r->query,
+	    REQ_MAX_QUERY);
+	r->query_ok = r->nquery != (size_t)-1;
+	if (!r->query_ok)
+		r->nquery = 0;
 	r->content_type = req_param(r, "CONTENT_TYPE");
 	cl = req_param(r, "CONTENT_LENGTH");
 	if (cl != NULL && *cl != '\0' &&

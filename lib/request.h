@@ -24,15 +24,11 @@
 #include "buf.h"
 #include "json.h"
 #include "router.h"
+#include "url.h"
 
 #define REQ_MAX_SEGS	16
 #define REQ_MAX_QUERY	32
 #define REQ_ID_MAX	64
-
-struct req_kv {
-	const char	*key;
-	const char	*value;
-};
 
 struct request {
 	FCGX_Request	*fcgi;
@@ -44,7 +40,7 @@ struct request {
 	char		*segs[REQ_MAX_SEGS];	/* percent-decoded */
 	size_t		 nsegs;
 	bool		 path_ok;	/* false: too many segments, bad escape */
-	struct req_kv	 query[REQ_MAX_QUERY];
+	struct url_kv	 query[REQ_MAX_QUERY];
 	size_t		 nquery;
 	bool		 query_ok;	/* false: bad escape or too many */
 	const char	*content_type;

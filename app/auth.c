@@ -1,0 +1,593 @@
+/*
+ * /api/auth: sign-up with mandatory email verification, sign-in, refresh
+ * token rotation, logout, and the password reset flow.  Nothing here
+ * tells a caller whether an email has an account: sign-up, resend and
+ * forgot-password answer 202 alike, and a sign-in for an unknown email
+ * spends a password hash like a real one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "mail.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "session.h"
+#include "sql.h"
+#include "lib/buf.h"
+#include "lib/jsonw.h"
+#include "lib/log.h"
+#include "lib/password.h"
+#include "lib/token.h"
+
+#define VERIFY_TTL		"48 hours"
+#define RESET_TTL		"1 hour"
+#define SIGNIN_FAILS		10
+#define SIGNIN_WINDOW		(15 * 60)
+#define VERIFY_MAILS		5
+#define RESET_MAILS		3
+#define MAIL_WINDOW		3600
+/* Unambiguous: no 0/O, 1/I. */
+#define REFERRAL_ALPHABET	"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+#define REFERRAL_LEN		8
+
+enum { SU_EMAIL, SU_PASSWORD, SU_FIRST, SU_LAST, SU_LANG, SU_REF };
+const struct jfield auth_signup_in[] = {
+	[SU_EMAIL] = { "email", JF_EMAIL, JF_REQUIRED, 3, 254 },
+	[SU_PASSWORD] = { "password", JF_STRING, JF_REQUIRED, 8, 128 },
+	[SU_FIRST] = { "first_name", JF_STRING, JF_REQUIRED | JF_TRIM |
+	    JF_LINE, 1, 100 },
+	[SU_LAST] = { "last_name", JF_STRING, JF_REQUIRED | JF_TRIM | JF_LINE,
+	    0, 100 },
+	[SU_LANG] = { "language", JF_STRING, JF_TRIM, 2, 5 },
+	[SU_REF] = { "referral_code", JF_STRING, JF_TRIM | JF_NULLABLE, 0,
+	    32 },
+	{ NULL }
+};
+
+enum { EM_EMAIL };
+const struct jfield auth_email_in[] = {
+	[EM_EMAIL] = { "email", JF_EMAIL, JF_REQUIRED, 3, 254 },
+	{ NULL }
+};
+
+enum { TK_TOKEN };
+const struct jfield auth_token_in[] = {
+	[TK_TOKEN] = { "token", JF_STRING, JF_REQUIRED, 1, 256 },
+	{ NULL }
+};
+
+enum { SI_EMAIL, SI_PASSWORD };
+const struct jfield auth_signin_in[] = {
+	[SI_EMAIL] = { "email", JF_EMAIL, JF_REQUIRED, 3, 254 },
+	[SI_PASSWORD] = { "password", JF_STRING, JF_REQUIRED, 1, 1024 },
+	{ NULL }
+};
+
+enum { RP_TOKEN, RP_PASSWORD };
+const struct jfield auth_reset_in[] = {
+	[RP_TOKEN] = { "token", JF_STRING, JF_REQUIRED, 1, 256 },
+	[RP_PASSWORD] = { "password", JF_STRING, JF_REQUIRED, 8, 128 },
+	{ NULL }
+};
+
+enum { RT_TOKEN };
+const struct jfield auth_refresh_in[] = {
+	[RT_TOKEN] = { "refresh_token", JF_STRING, JF_REQUIRED, 1, 256 },
+	{ NULL }
+};
+
+enum { LO_TOKEN, LO_ALL };
+const struct jfield auth_logout_in[] = {
+	[LO_TOKEN] = { "refresh_token", JF_STRING, JF_REQUIRED, 1, 256 },
+	[LO_ALL] = { "all", JF_BOOL, 0, 0, 0 },
+	{ NULL }
+};
+
+static void
+reply_status(struct request *r, const char *status, const char *email)
+{
+	struct buf b = BUF_INIT;
+	struct jw w;
+
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kstr(&w, "status", status);
+	if (email != NULL)
+		jw_kstr(&w, "email", email);
+	jw_end(&w);
+	reply_json(r, 202, &b);
+	buf_free(&b);
+}
+
+static void
+reply_invalid_token(struct request *r)
+{
+	reply_error(r, 400, "invalid_token", "This link is invalid or has "
+	    "expired; ask for a new one.", NULL);
+}
+
+/* Hashes a password, answering 503 or 500 itself on failure. */
+static char *
+hash_or_reply(struct request *r, const char *pw)
+{
+	char *out = arena_alloc(r->arena, PASSWORD_HASH_MAX);
+
+	switch (password_hash(pw, out, PASSWORD_HASH_MAX)) {
+	case PASSWORD_MATCH:
+		return out;
+	case PASSWORD_BUSY:
+		reply_error(r, 503, "unavailable", "The service is busy; "
+		    "please retry.", NULL);
+		return NULL;
+	default:
+		reply_error(r, 500, "internal_error",
+		    "Something went wrong on our side.", NULL);
+		return NULL;
+	}
+}
+
+/*
+ * Counts a mail of kind `what` to `email` and says whether it may go:
+ * 1 yes, 0 over the limit (silently not sent), -1 replied an error.
+ */
+static int
+mail_allowed(struct request *r, const char *what, const char *email,
+    int limit)
+{
+	int retry, n;
+
+	n = rate_hit(r, arena_printf(r->arena, "%s:%s", what, email),
+	    MAIL_WINDOW, &retry);
+	if (n < 0)
+		return -1;
+	if (n > limit)
+		log_info("%s mail limit reached; not sending", what);
+	return n <= limit;
+}
+
+/*
+ * Voids earlier links of `purpose` and queues a mail with a new one.
+ * Returns 0, or -1 after replying.
+ */
+static int
+send_link(struct request *r, enum mail_template t, const char *purpose,
+    const char *ttl, const char *user_id, const char *email,
+    const char *language, const char *first_name)
+{
+	char tok[TOKEN_LEN + 1], hash[BYTEA_HEX_LEN + 1];
+	const char *p[4] = { user_id, purpose, NULL, NULL };
+
+	if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) == NULL)
+		return -1;
+	token_new(tok);
+	token_hash_hex(tok, hash);
+	p[2] = hash;
+	p[3] = ttl;
+	if (sql_run_or_reply(r, STMT_EMAIL_TOKEN_INSERT, p) == NULL)
+		return -1;
+	return mail_queue_or_reply(r, t, user_id, email, language, first_name,
+	    tok);
+}
+
+/* The referrer's id for a code; NULL with the reply sent if unknown. */
+static const char *
+referrer_or_reply(struct request *r, const char *code, bool *failed)
+{
+	char *upper = arena_strdup(r->arena, code), *p;
+	const char *params[1] = { upper };
+	PGresult *res;
+
+	*failed = false;
+	for (p = upper; *p != '\0'; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, params)) ==
+	    NULL) {
+		*failed = true;
+		return NULL;
+	}
+	if (PQntuples(res) == 0) {
+		reply_error(r, 400, "invalid_referral_code",
+		    "That referral code does not exist.", "referral_code");
+		*failed = true;
+		return NULL;
+	}
+	return PQgetvalue(res, 0, 0);
+}
+
+/*
+ * Creates the pending account, or finds the existing one.  Returns the
+ * user row (STMT_USER_BY_EMAIL) for an existing account, NULL with
+ * *new_id set for a new one, NULL with both unset after replying.
+ */
+static PGresult *
+create_account(struct request *r, const char *hash, const char *lang,
+    const char *referrer, const char **new_id)
+{
+	char code[REFERRAL_LEN + 1];
+	const char *p[7] = { r->in[SU_EMAIL].s, hash, r->in[SU_FIRST].s,
+	    r->in[SU_LAST].s, lang, code, referrer };
+	PGresult *res;
+	int attempt;
+
+	*new_id = NULL;
+	for (attempt = 0; attempt < 3; attempt++) {
+		token_from_alphabet(code, REFERRAL_LEN, REFERRAL_ALPHABET);
+		if ((res = sql_run_or_reply(r, STMT_SIGNUP_INSERT, p)) == NULL)
+			return NULL;
+		if (PQntuples(res) == 1) {
+			*new_id = PQgetvalue(res, 0, 0);
+			return NULL;
+		}
+		/* Taken: the email (an existing account) or the code. */
+		if ((res = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+			return NULL;
+		if (PQntuples(res) == 1)
+			return res;
+	}
+	log_errx("no free referral code after %d attempts", attempt);
+	reply_error(r, 500, "internal_error", "Something went wrong on our "
+	    "side.", NULL);
+	return NULL;
+}
+
+void
+auth_signup(struct request *r)
+{
+	const char *email = r->in[SU_EMAIL].s, *pw = r->in[SU_PASSWORD].s;
+	const char *lang = r->in[SU_LANG].present ? r->in[SU_LANG].s : "en";
+	const char *ref = r->in[SU_REF].present ? r->in[SU_REF].s : "";
+	const char *why, *referrer = NULL, *new_id, *id, *p[5];
+	char *hash;
+	PGresult *user;
+	bool failed;
+	int ok;
+
+	if ((why = password_problem(pw, email)) != NULL) {
+		reply_error(r, 400, "invalid_input", why, "password");
+		return;
+	}
+	if (!language_code_ok(lang)) {
+		reply_error(r, 400, "invalid_input", "Field 'language' must be "
+		    "a language code such as 'en' or 'pt-BR'.", "language");
+		return;
+	}
+	/* Every path hashes once, so all take about the same time. */
+	if ((hash = hash_or_reply(r, pw)) == NULL ||
+	    sql_begin_or_reply(r) != 0)
+		return;
+	if (*ref != '\0' && ((referrer = referrer_or_reply(r, ref, &failed)),
+	    failed))
+		return;
+	user = create_account(r, hash, lang, referrer, &new_id);
+	if (new_id != NULL) {
+		p[0] = referrer;
+		p[1] = new_id;
+		p[2] = r->in[SU_FIRST].s;
+		if (referrer != NULL && sql_run_or_reply(r,
+		    STMT_REFERRAL_INSERT, p) == NULL)
+			return;
+		if ((ok = mail_allowed(r, "verify_mail", email,
+		    VERIFY_MAILS)) < 0 || (ok && send_link(r, MAIL_VERIFY,
+		    "verify", VERIFY_TTL, new_id, email, lang,
+		    r->in[SU_FIRST].s) != 0))
+			return;
+	} else if (user == NULL) {
+		return;
+	} else if (*PQgetvalue(user, 0, 1) != 't') {
+		/* Pending: whoever verifies the email sets the password. */
+		id = PQgetvalue(user, 0, 0);
+		p[0] = id;
+		p[1] = hash;
+		p[2] = r->in[SU_FIRST].s;
+		p[3] = r->in[SU_LAST].s;
+		p[4] = lang;
+		if (sql_run_or_reply(r, STMT_PENDING_UPDATE, p) == NULL)
+			return;
+		p[1] = "verify";
+		if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) == NULL)
+			return;
+		if ((ok = mail_allowed(r, "verify_mail", email,
+		    VERIFY_MAILS)) < 0 || (ok && send_link(r, MAIL_VERIFY,
+		    "verify", VERIFY_TTL, id, email, lang,
+		    r->in[SU_FIRST].s) != 0))
+			return;
+	} else {
+		if ((ok = mail_allowed(r, "verify_mail", email,
+		    VERIFY_MAILS)) < 0 || (ok && mail_queue_or_reply(r,
+		    MAIL_ALREADY_REGISTERED, PQgetvalue(user, 0, 0), email,
+		    PQgetvalue(user, 0, 5), PQgetvalue(user, 0, 4), NULL) != 0))
+			return;
+	}
+	if (sql_commit_or_reply(r) == 0)
+		reply_status(r, "verification_sent", email);
+}
+
+void
+auth_resend_verification(struct request *r)
+{
+	const char *email = r->in[EM_EMAIL].s, *p[1] = { email };
+	PGresult *user;
+	int ok;
+
+	if (sql_begin_or_reply(r) != 0 ||
+	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+		return;
+	if (PQntuples(user) == 1 && *PQgetvalue(user, 0, 1) != 't' &&
+	    *PQgetvalue(user, 0, 2) != 't') {
+		if ((ok = mail_allowed(r, "verify_mail", email,
+		    VERIFY_MAILS)) < 0 || (ok && send_link(r, MAIL_VERIFY,
+		    "verify", VERIFY_TTL, PQgetvalue(user, 0, 0), email,
+		    PQgetvalue(user, 0, 5), PQgetvalue(user, 0, 4)) != 0))
+			return;
+	}
+	if (sql_commit_or_reply(r) == 0)
+		reply_status(r, "verification_sent", email);
+}
+
+void
+auth_verify_email(struct request *r)
+{
+	const char *tok = r->in[TK_TOKEN].s, *p[2];
+	char hash[BYTEA_HEX_LEN + 1];
+	struct buf b = BUF_INIT;
+	PGresult *res;
+
+	if (!token_well_formed(tok)) {
+		reply_invalid_token(r);
+		return;
+	}
+	token_hash_hex(tok, hash);
+	p[0] = hash;
+	p[1] = "verify";
+	if (sql_begin_or_reply(r) != 0 ||
+	    (res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		reply_invalid_token(r);
+		return;
+	}
+	p[0] = PQgetvalue(res, 0, 0);
+	if ((res = sql_run_or_reply(r, STMT_USER_VERIFY, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		reply_error(r, 403, "forbidden", "This account is suspended.",
+		    NULL);
+		return;
+	}
+	if (session_signed_in_or_reply(r, p[0], PQgetvalue(res, 0, 1),
+	    atoll(PQgetvalue(res, 0, 0)), &b) == 0 &&
+	    sql_commit_or_reply(r) == 0)
+		reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+static void
+signin_failed(struct request *r, const char *key)
+{
+	int retry;
+
+	if (rate_hit(r, key, SIGNIN_WINDOW, &retry) >= 0)
+		reply_error(r, 401, "invalid_credentials",
+		    "The email or the password is wrong.", NULL);
+}
+
+void
+auth_signin(struct request *r)
+{
+	const char *email = r->in[SI_EMAIL].s, *pw = r->in[SI_PASSWORD].s;
+	const char *key = arena_printf(r->arena, "signin_fail:%s", email);
+	const char *p[1] = { email };
+	struct buf b = BUF_INIT;
+	PGresult *user;
+	int retry, n;
+
+	if ((n = rate_peek(r, key, SIGNIN_WINDOW, &retry)) < 0)
+		return;
+	if (n >= SIGNIN_FAILS) {
+		reply_rate_limited(r, retry);
+		return;
+	}
+	if ((user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+		return;
+	/* No connection is held while hashing. */
+	sql_release(r);
+	if (PQntuples(user) == 0) {
+		password_burn(pw);
+		signin_failed(r, key);
+		return;
+	}
+	switch (password_verify(PQgetvalue(user, 0, 3), pw)) {
+	case PASSWORD_MATCH:
+		break;
+	case PASSWORD_MISMATCH:
+		signin_failed(r, key);
+		return;
+	case PASSWORD_BUSY:
+		reply_error(r, 503, "unavailable", "The service is busy; "
+		    "please retry.", NULL);
+		return;
+	default:
+		reply_error(r, 500, "internal_error",
+		    "Something went wrong on our side.", NULL);
+		return;
+	}
+	if (*PQgetvalue(user, 0, 2) == 't') {
+		reply_error(r, 403, "forbidden", "This account is suspended.",
+		    NULL);
+		return;
+	}
+	if (*PQgetvalue(user, 0, 1) != 't') {
+		reply_error(r, 403, "email_not_verified", "Verify your email "
+		    "first: follow the link we sent you.", NULL);
+		return;
+	}
+	if (session_signed_in_or_reply(r, PQgetvalue(user, 0, 0),
+	    PQgetvalue(user, 0, 7), atoll(PQgetvalue(user, 0, 6)), &b) == 0)
+		reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+void
+auth_forgot_password(struct request *r)
+{
+	const char *email = r->in[EM_EMAIL].s, *p[1] = { email };
+	PGresult *user;
+	int ok;
+
+	if (sql_begin_or_reply(r) != 0 ||
+	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+		return;
+	if (PQntuples(user) == 1 && *PQgetvalue(user, 0, 2) != 't') {
+		if ((ok = mail_allowed(r, "reset_mail", email,
+		    RESET_MAILS)) < 0 || (ok && send_link(r, MAIL_RESET,
+		    "reset", RESET_TTL, PQgetvalue(user, 0, 0), email,
+		    PQgetvalue(user, 0, 5), PQgetvalue(user, 0, 4)) != 0))
+			return;
+	}
+	if (sql_commit_or_reply(r) == 0)
+		reply_status(r, "reset_sent", NULL);
+}
+
+void
+auth_reset_password(struct request *r)
+{
+	const char *tok = r->in[RP_TOKEN].s, *pw = r->in[RP_PASSWORD].s;
+	const char *p[2], *why, *token_id, *user_id;
+	char hash[BYTEA_HEX_LEN + 1], *pwhash;
+	PGresult *res;
+
+	if (!token_well_formed(tok)) {
+		reply_invalid_token(r);
+		return;
+	}
+	token_hash_hex(tok, hash);
+	p[0] = hash;
+	p[1] = "reset";
+	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_PEEK, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		reply_invalid_token(r);
+		return;
+	}
+	token_id = PQgetvalue(res, 0, 0);
+	user_id = PQgetvalue(res, 0, 1);
+	if ((why = password_problem(pw, PQgetvalue(res, 0, 2))) != NULL) {
+		reply_error(r, 400, "invalid_input", why, "password");
+		return;
+	}
+	sql_release(r);
+	if ((pwhash = hash_or_reply(r, pw)) == NULL ||
+	    sql_begin_or_reply(r) != 0)
+		return;
+	/* Spent for good only now: a second use races and loses here. */
+	p[0] = token_id;
+	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND_ID, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		reply_invalid_token(r);
+		return;
+	}
+	p[0] = user_id;
+	p[1] = pwhash;
+	if ((res = sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p)) == NULL)
+		return;
+	p[1] = NULL;
+	if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
+	    mail_queue_or_reply(r, MAIL_PASSWORD_CHANGED, user_id,
+	    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+	    PQgetvalue(res, 0, 1), NULL) != 0)
+		return;
+	p[1] = "verify";
+	if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) == NULL)
+		return;
+	if (sql_commit_or_reply(r) == 0)
+		reply(r, 200, "application/json", "{}", 2);
+}
+
+static void
+reply_bad_refresh(struct request *r)
+{
+	reply_error(r, 401, "unauthorized", "The refresh token is not valid; "
+	    "sign in again.", NULL);
+}
+
+void
+auth_refresh_token(struct request *r)
+{
+	const char *tok = r->in[RT_TOKEN].s, *p[1];
+	char hash[BYTEA_HEX_LEN + 1];
+	struct buf b = BUF_INIT;
+	PGresult *res;
+	struct jw w;
+
+	if (!token_well_formed(tok)) {
+		reply_bad_refresh(r);
+		return;
+	}
+	token_hash_hex(tok, hash);
+	p[0] = hash;
+	if (sql_begin_or_reply(r) != 0 ||
+	    (res = sql_run_or_reply(r, STMT_REFRESH_SPEND, p)) == NULL)
+		return;
+	if (PQntuples(res) == 1) {
+		jw_init(&w, &b);
+		jw_obj(&w);
+		if (session_issue_or_reply(r, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1), atoll(PQgetvalue(res, 0, 2)),
+		    &w) == 0 && sql_commit_or_reply(r) == 0) {
+			jw_end(&w);
+			reply_json(r, 200, &b);
+		}
+		buf_free(&b);
+		return;
+	}
+	if ((res = sql_run_or_reply(r, STMT_REFRESH_LOOKUP, p)) == NULL)
+		return;
+	/* A spent token again: stolen or replayed; end the whole family. */
+	if (PQntuples(res) == 1 && *PQgetvalue(res, 0, 1) == 't') {
+		p[0] = PQgetvalue(res, 0, 0);
+		if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_FAMILY, p) ==
+		    NULL || sql_commit_or_reply(r) != 0)
+			return;
+		log_warnx("refresh token reused; session family revoked");
+		reply_error(r, 401, "token_reused", "This refresh token was "
+		    "already used, so the session was ended; sign in again.",
+		    NULL);
+		return;
+	}
+	sql_rollback(r);
+	reply_bad_refresh(r);
+}
+
+void
+auth_logout(struct request *r)
+{
+	const char *tok = r->in[LO_TOKEN].s, *p[2];
+	char hash[BYTEA_HEX_LEN + 1];
+	PGresult *res;
+
+	if (r->in[LO_ALL].present && r->in[LO_ALL].b) {
+		if (session_auth_or_reply(r, USER) != 0)
+			return;
+		p[0] = app_req(r)->user->id;
+		p[1] = NULL;
+		if (sql_begin_or_reply(r) != 0 ||
+		    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
+		    sql_run_or_reply(r, STMT_USER_END_SESSIONS, p) == NULL ||
+		    sql_commit_or_reply(r) != 0)
+			return;
+	} else if (token_well_formed(tok)) {
+		token_hash_hex(tok, hash);
+		p[0] = hash;
+		if ((res = sql_run_or_reply(r, STMT_REFRESH_LOOKUP, p)) ==
+		    NULL)
+			return;
+		p[0] = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
+		if (p[0] != NULL && sql_run_or_reply(r,
+		    STMT_REFRESH_REVOKE_FAMILY, p) == NULL)
+			return;
+	}
+	reply_empty(r, 204);
+}

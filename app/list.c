@@ -1,0 +1,73 @@
+#include <string.h>
+
+#include "app.h"
+#include "list.h"
+#include "lib/b64.h"
+#include "lib/num.h"
+#include "lib/utf8.h"
+
+#define CURSOR_MAX	256
+
+void
+list_reply_bad_cursor(struct request *r)
+{
+	reply_error(r, 400, "invalid_input", "The cursor is not valid; use "
+	    "next_cursor from a previous page.", "cursor");
+}
+
+int
+list_page_or_reply(struct request *r, int def, int max, struct list_page *lp)
+{
+	const char *limit = req_query(r, "limit");
+	const char *cursor = req_query(r, "cursor");
+	unsigned char *raw;
+	long long n;
+	long len;
+
+	lp->limit = def;
+	lp->cursor = NULL;
+	if (limit != NULL) {
+		if (num_parse(limit, 1, max, &n) != 0) {
+			reply_error(r, 400, "invalid_input", arena_printf(
+			    r->arena, "limit must be an integer from 1 to %d.",
+			    max), "limit");
+			return -1;
+		}
+		lp->limit = (int)n;
+	}
+	if (cursor == NULL || *cursor == '\0')
+		return 0;
+	raw = arena_alloc(r->arena, CURSOR_MAX + 1);
+	if (strlen(cursor) > B64URL_LEN(CURSOR_MAX) ||
+	    (len = b64url_decode(cursor, strlen(cursor), raw)) <= 0 ||
+	    memchr(raw, '\0', (size_t)len) != NULL ||
+	    !utf8_valid((char *)raw, (size_t)len)) {
+		list_reply_bad_cursor(r);
+		return -1;
+	}
+	raw[len] = '\0';
+	lp->cursor = (char *)raw;
+	return 0;
+}
+
+void
+list_next_cursor(struct request *r, struct jw *w, const char *key)
+{
+	char *enc;
+
+	if (key == NULL) {
+		jw_knull(w, "next_cursor");
+		return;
+	}
+	enc = arena_alloc(r->arena, B64URL_LEN(strlen(key)) + 1);
+	b64url_encode((const unsigned char *)key, strlen(key), enc);
+	jw_kstr(w, "next_cursor", enc);
+}
+
+int
+list_cursor_is_int(const char *s)
+{
+	long long n;
+
+	return num_parse(s, 1, (long long)1 << 62, &n) == 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * Paged lists: `limit` (1..max, default def) and an opaque `cursor`
+ * (base64url of the sort key of the last row served), answered with
+ * `next_cursor` (null on the last page).
+ */
+#ifndef MIKY_APP_LIST_H
+#define MIKY_APP_LIST_H
+
+#include "lib/jsonw.h"
+
+struct request;
+
+struct list_page {
+	int		 limit;
+	const char	*cursor;	/* the decoded key, or NULL */
+};
+
+/* Reads limit and cursor; -1 after replying 400. */
+int	list_page_or_reply(struct request *, int def, int max,
+	    struct list_page *);
+/* Writes "next_cursor": the encoded key, or null. */
+void	list_next_cursor(struct request *, struct jw *, const char *key);
+/* True if a decoded cursor is a positive decimal integer (an id). */
+int	list_cursor_is_int(const char *);
+void	list_reply_bad_cursor(struct request *);
+
+#endif

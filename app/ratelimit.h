@@ -1,0 +1,23 @@
+/*
+ * Per-account limits shared by every worker and host: fixed windows
+ * counted in PostgreSQL (rate_limits), keyed by what is limited and
+ * whom ("signin_fail:a@b.c").
+ */
+#ifndef MIKY_APP_RATELIMIT_H
+#define MIKY_APP_RATELIMIT_H
+
+struct request;
+
+/*
+ * Counts one event; returns the count in the current window (with the
+ * seconds left in it in *retry_after), or -1 after replying an error.
+ */
+int	rate_hit(struct request *, const char *key, int window_s,
+	    int *retry_after);
+/* The count so far, without counting; -1 after replying an error. */
+int	rate_peek(struct request *, const char *key, int window_s,
+	    int *retry_after);
+/* 429 rate_limited with Retry-After. */
+void	reply_rate_limited(struct request *, int retry_after);
+
+#endif

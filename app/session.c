@@ -1,0 +1,172 @@
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "session.h"
+#include "sql.h"
+#include "lib/clock.h"
+#include "lib/jwt.h"
+#include "lib/log.h"
+#include "lib/token.h"
+#include "lib/utf8.h"
+
+#define ISSUER		"miky"
+#define IAT_LEEWAY	60
+
+static void
+unauthorized(struct request *r, const char *code, const char *message)
+{
+	reply_error(r, 401, code, message, NULL);
+}
+
+/* The token of "Authorization: Bearer <token>", or NULL. */
+static const char *
+bearer(struct request *r)
+{
+	const char *h = req_param(r, "HTTP_AUTHORIZATION");
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return *h != '\0' ? h : NULL;
+}
+
+int
+session_auth_or_reply(struct request *r, enum access level)
+{
+	const char *tok = bearer(r), *params[1];
+	struct jwt_claims c;
+	struct user *u;
+	PGresult *res;
+	long long tva_ms;
+
+	if (tok == NULL) {
+		unauthorized(r, "unauthorized", "Sign in first: this endpoint "
+		    "needs a bearer access token.");
+		return -1;
+	}
+	switch (jwt_verify(conf.jwt_secret, strlen(conf.jwt_secret), ISSUER,
+	    tok, clock_unix(), IAT_LEEWAY, &c)) {
+	case JWT_OK:
+		break;
+	case JWT_EXPIRED:
+		unauthorized(r, "token_expired", "The access token has "
+		    "expired; refresh it.");
+		return -1;
+	default:
+		unauthorized(r, "unauthorized", "The access token is not "
+		    "valid.");
+		return -1;
+	}
+	if (!json_uuid_ok(c.sub)) {
+		unauthorized(r, "unauthorized", "The access token is not "
+		    "valid.");
+		return -1;
+	}
+	params[0] = c.sub;
+	if ((res = sql_run_or_reply(r, STMT_AUTH_USER, params)) == NULL)
+		return -1;
+	tva_ms = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 3)) : 0;
+	/* Deleted, banned, unverified, or signed out everywhere since. */
+	if (PQntuples(res) != 1 || *PQgetvalue(res, 0, 1) == 't' ||
+	    *PQgetvalue(res, 0, 2) != 't' || c.iat * 1000 < tva_ms) {
+		unauthorized(r, "unauthorized", "This session has ended; sign "
+		    "in again.");
+		return -1;
+	}
+	u = arena_zalloc(r->arena, sizeof(*u));
+	u->id = arena_strdup(r->arena, c.sub);
+	u->sid = c.sid[0] != '\0' ? arena_strdup(r->arena, c.sid) : NULL;
+	u->admin = strcmp(PQgetvalue(res, 0, 0), "admin") == 0;
+	u->credits = atoll(PQgetvalue(res, 0, 4));
+	u->plan = PQgetvalue(res, 0, 5);
+	u->email = PQgetvalue(res, 0, 6);
+	u->first_name = PQgetvalue(res, 0, 7);
+	u->language = PQgetvalue(res, 0, 8);
+	u->json = PQgetvalue(res, 0, 9);
+	app_req(r)->user = u;
+	r->user_id = u->id;
+	log_set_user(u->id);
+	if (level == ADMIN && !u->admin) {
+		reply_error(r, 403, "forbidden", "This needs an administrator.",
+		    NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* The User-Agent, if it is valid UTF-8, cut to 512 characters. */
+static const char *
+user_agent(struct request *r)
+{
+	const char *ua = req_param(r, "HTTP_USER_AGENT");
+	size_t n;
+
+	if (ua == NULL || !utf8_valid(ua, strlen(ua)))
+		return NULL;
+	n = utf8_prefix(ua, strlen(ua), 512);
+	return arena_strndup(r->arena, ua, n);
+}
+
+int
+session_issue_or_reply(struct request *r, const char *user_id,
+    const char *family, long long tva_ms, struct jw *w)
+{
+	char refresh[TOKEN_LEN + 1], hash[BYTEA_HEX_LEN + 1];
+	char access[JWT_MAX_LEN];
+	const char *params[5];
+	struct jwt_claims c;
+	PGresult *res;
+	int64_t now = clock_unix();
+
+	token_new(refresh);
+	token_hash_hex(refresh, hash);
+	params[0] = user_id;
+	params[1] = family;
+	params[2] = hash;
+	params[3] = user_agent(r);
+	params[4] = r->remote_addr;
+	if ((res = sql_run_or_reply(r, STMT_REFRESH_INSERT, params)) == NULL)
+		return -1;
+
+	/*
+	 * Never issued before tokens_valid_after: a token made in the same
+	 * second as a password reset must outlive it, one made before must
+	 * not (the check compares iat in ms with tokens_valid_after).
+	 */
+	memset(&c, 0, sizeof(c));
+	snprintf(c.sub, sizeof(c.sub), "%s", user_id);
+	snprintf(c.sid, sizeof(c.sid), "%s", PQgetvalue(res, 0, 0));
+	c.iat = now * 1000 >= tva_ms ? now : (tva_ms + 999) / 1000;
+	c.exp = c.iat + ACCESS_TTL;
+	if (jwt_sign(conf.jwt_secret, strlen(conf.jwt_secret), ISSUER, &c,
+	    access, sizeof(access)) != 0) {
+		log_errx("jwt_sign failed");
+		reply_error(r, 500, "internal_error",
+		    "Something went wrong on our side.", NULL);
+		return -1;
+	}
+	jw_kstr(w, "access_token", access);
+	jw_kstr(w, "refresh_token", refresh);
+	jw_kstr(w, "token_type", "Bearer");
+	jw_kint(w, "expires_in", ACCESS_TTL);
+	return 0;
+}
+
+int
+session_signed_in_or_reply(struct request *r, const char *user_id,
+    const char *user_json, long long tva_ms, struct buf *out)
+{
+	struct jw w;
+
+	jw_init(&w, out);
+	jw_obj(&w);
+	jw_kraw(&w, "user", user_json);
+	if (session_issue_or_reply(r, user_id, NULL, tva_ms, &w) != 0)
+		return -1;
+	jw_end(&w);
+	return 0;
+}

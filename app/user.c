@@ -1,0 +1,263 @@
+/*
+ * /api/user: the caller's profile, credit ledger, password, data export
+ * and account deletion; and the public referral-code check.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "list.h"
+#include "mail.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "session.h"
+#include "sql.h"
+#include "lib/jsonw.h"
+#include "lib/password.h"
+
+enum { PR_FIRST, PR_LAST, PR_LANG };
+const struct jfield user_profile_in[] = {
+	[PR_FIRST] = { "first_name", JF_STRING, JF_TRIM | JF_LINE, 1, 100 },
+	[PR_LAST] = { "last_name", JF_STRING, JF_TRIM | JF_LINE, 0, 100 },
+	[PR_LANG] = { "language", JF_STRING, JF_TRIM, 2, 5 },
+	{ NULL }
+};
+
+enum { VR_CODE };
+const struct jfield user_referral_in[] = {
+	[VR_CODE] = { "referral_code", JF_STRING, JF_REQUIRED | JF_TRIM, 1,
+	    32 },
+	{ NULL }
+};
+
+enum { CP_CURRENT, CP_NEW };
+const struct jfield user_password_in[] = {
+	[CP_CURRENT] = { "current_password", JF_STRING, JF_REQUIRED, 1, 1024 },
+	[CP_NEW] = { "new_password", JF_STRING, JF_REQUIRED, 8, 128 },
+	{ NULL }
+};
+
+enum { DL_PASSWORD };
+const struct jfield user_delete_in[] = {
+	[DL_PASSWORD] = { "password", JF_STRING, JF_REQUIRED, 1, 1024 },
+	{ NULL }
+};
+
+#define SIGNIN_FAILS	10
+#define SIGNIN_WINDOW	(15 * 60)
+
+static void
+reply_user(struct request *r, int status, const char *user_json)
+{
+	struct buf b = BUF_INIT;
+	struct jw w;
+
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kraw(&w, "user", user_json);
+	jw_end(&w);
+	reply_json(r, status, &b);
+	buf_free(&b);
+}
+
+void
+user_profile(struct request *r)
+{
+	reply_user(r, 200, app_req(r)->user->json);
+}
+
+void
+user_profile_update(struct request *r)
+{
+	const char *p[4] = { app_req(r)->user->id, NULL, NULL, NULL };
+	const char *lang = r->in[PR_LANG].s;
+	PGresult *res;
+	int i;
+
+	for (i = PR_FIRST; i <= PR_LANG; i++)
+		p[i + 1] = r->in[i].present ? r->in[i].s : NULL;
+	if (lang != NULL && !language_code_ok(lang)) {
+		reply_error(r, 400, "invalid_input", "Field 'language' must be "
+		    "a language code such as 'en' or 'pt-BR'.", "language");
+		return;
+	}
+	if ((res = sql_run_or_reply(r, STMT_PROFILE_UPDATE, p)) != NULL)
+		reply_user(r, 200, PQgetvalue(res, 0, 0));
+}
+
+void
+user_credits(struct request *r)
+{
+	struct user *u = app_req(r)->user;
+	struct list_page lp;
+	struct buf b = BUF_INIT;
+	struct jw w;
+	PGresult *res;
+	const char *p[3];
+	char limit[16];
+	int i, n;
+
+	if (list_page_or_reply(r, 20, 100, &lp) != 0)
+		return;
+	if (lp.cursor != NULL && !list_cursor_is_int(lp.cursor)) {
+		list_reply_bad_cursor(r);
+		return;
+	}
+	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
+	p[0] = u->id;
+	p[1] = lp.cursor;
+	p[2] = limit;
+	if ((res = sql_run_or_reply(r, STMT_LEDGER_PAGE, p)) == NULL)
+		return;
+	n = PQntuples(res);
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kint(&w, "credits", u->credits);
+	jw_kstr(&w, "plan", u->plan);
+	jw_karr(&w, "ledger");
+	for (i = 0; i < n && i < lp.limit; i++)
+		jw_raw(&w, PQgetvalue(res, i, 1));
+	jw_end(&w);
+	list_next_cursor(r, &w, n > lp.limit ?
+	    PQgetvalue(res, lp.limit - 1, 0) : NULL);
+	jw_end(&w);
+	reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+void
+user_verify_referral(struct request *r)
+{
+	char *code = arena_strdup(r->arena, r->in[VR_CODE].s), *c;
+	const char *p[1] = { code };
+	struct buf b = BUF_INIT;
+	struct jw w;
+	PGresult *res;
+
+	for (c = code; *c != '\0'; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 'a' + 'A');
+	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		reply_error(r, 404, "invalid_referral_code",
+		    "That referral code does not exist.", "referral_code");
+		return;
+	}
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kbool(&w, "valid", true);
+	jw_kstr(&w, "referrer_first_name", PQgetvalue(res, 0, 1));
+	jw_end(&w);
+	reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+/*
+ * Checks the caller's password, counting failures like sign-ins do (so
+ * a stolen access token cannot be used to guess it).  Returns 0, or -1
+ * after replying.
+ */
+static int
+check_password_or_reply(struct request *r, const char *pw)
+{
+	struct user *u = app_req(r)->user;
+	const char *key = arena_printf(r->arena, "signin_fail:%s", u->email);
+	const char *p[1] = { u->id };
+	PGresult *res;
+	int retry, n;
+
+	if ((n = rate_peek(r, key, SIGNIN_WINDOW, &retry)) < 0)
+		return -1;
+	if (n >= SIGNIN_FAILS) {
+		reply_rate_limited(r, retry);
+		return -1;
+	}
+	if ((res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
+		return -1;
+	sql_release(r);
+	switch (password_verify(PQgetvalue(res, 0, 0), pw)) {
+	case PASSWORD_MATCH:
+		return 0;
+	case PASSWORD_MISMATCH:
+		if (rate_hit(r, key, SIGNIN_WINDOW, &retry) >= 0)
+			reply_error(r, 401, "invalid_credentials",
+			    "The password is wrong.", NULL);
+		return -1;
+	case PASSWORD_BUSY:
+		reply_error(r, 503, "unavailable", "The service is busy; "
+		    "please retry.", NULL);
+		return -1;
+	default:
+		reply_error(r, 500, "internal_error",
+		    "Something went wrong on our side.", NULL);
+		return -1;
+	}
+}
+
+void
+user_change_password(struct request *r)
+{
+	struct user *u = app_req(r)->user;
+	const char *pw = r->in[CP_NEW].s, *why, *p[2];
+	char *hash = arena_alloc(r->arena, PASSWORD_HASH_MAX);
+
+	if ((why = password_problem(pw, u->email)) != NULL) {
+		reply_error(r, 400, "invalid_input", why, "new_password");
+		return;
+	}
+	if (check_password_or_reply(r, r->in[CP_CURRENT].s) != 0)
+		return;
+	if (password_hash(pw, hash, PASSWORD_HASH_MAX) != PASSWORD_MATCH) {
+		reply_error(r, 503, "unavailable", "The service is busy; "
+		    "please retry.", NULL);
+		return;
+	}
+	/*
+	 * Every access token ends (tokens_valid_after); every session but
+	 * the caller's ends too, and the caller refreshes to go on.
+	 */
+	p[0] = u->id;
+	p[1] = hash;
+	if (sql_begin_or_reply(r) != 0 ||
+	    sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p) == NULL)
+		return;
+	p[1] = u->sid;
+	if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
+	    mail_queue_or_reply(r, MAIL_PASSWORD_CHANGED, u->id, u->email,
+	    u->language, u->first_name, NULL) != 0 ||
+	    sql_commit_or_reply(r) != 0)
+		return;
+	reply(r, 200, "application/json", "{}", 2);
+}
+
+void
+user_export(struct request *r)
+{
+	const char *p[1] = { app_req(r)->user->id };
+	PGresult *res;
+
+	if ((res = sql_run_or_reply(r, STMT_USER_EXPORT, p)) == NULL)
+		return;
+	req_add_header(r, "Content-Disposition",
+	    "attachment; filename=\"miky-export.json\"");
+	reply(r, 200, "application/json", PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
+}
+
+void
+user_delete(struct request *r)
+{
+	const char *p[1] = { app_req(r)->user->id };
+
+	if (check_password_or_reply(r, r->in[DL_PASSWORD].s) != 0)
+		return;
+	/*
+	 * Conversations, messages, tokens and unsent mail go with the row
+	 * (ON DELETE CASCADE); ledger rows and transactions stay, their
+	 * user_id set to NULL (ON DELETE SET NULL).
+	 */
+	if (sql_run_or_reply(r, STMT_USER_DELETE, p) != NULL)
+		reply_empty(r, 204);
+}

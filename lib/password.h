@@ -1,0 +1,35 @@
+/*
+ * Password hashing with argon2id (libargon2), OWASP parameters:
+ * m = 19 MiB, t = 2, p = 1, 16-byte salt, 32-byte hash, PHC string.
+ *
+ * Each hash takes 19 MiB and tens of milliseconds of one core, so at
+ * most `password_init(n)` run at once in a process; callers beyond that
+ * wait their turn (up to a few seconds, then fail), and a burst of
+ * sign-ins cannot exhaust memory.
+ */
+#ifndef MIKY_PASSWORD_H
+#define MIKY_PASSWORD_H
+
+#include <stddef.h>
+
+#define PASSWORD_HASH_MAX	128
+
+enum password_result {
+	PASSWORD_MATCH,
+	PASSWORD_MISMATCH,
+	PASSWORD_BUSY,		/* no hashing slot free in time */
+	PASSWORD_ERROR,		/* malformed stored hash, internal error */
+};
+
+/* Sets the number of concurrent hashes allowed (default 2). */
+void			password_init(int max_concurrent);
+/* Hashes pw into out (PHC string).  Returns PASSWORD_MATCH on success. */
+enum password_result	password_hash(const char *pw, char *out, size_t outlen);
+enum password_result	password_verify(const char *phc, const char *pw);
+/*
+ * Spends the time of one verification against a fixed hash, for
+ * sign-ins of unknown accounts, so timing does not tell them apart.
+ */
+void			password_burn(const char *pw);
+
+#endif

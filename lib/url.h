@@ -1,0 +1,42 @@
+/*
+ * Request-target parsing: percent-decoding, path segments, query
+ * parameters.  Decoded text is always valid UTF-8 without NUL bytes;
+ * anything else is refused, so handlers never see it.
+ */
+#ifndef MIKY_URL_H
+#define MIKY_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arena.h"
+
+struct url_kv {
+	const char	*key;
+	const char	*value;
+};
+
+/*
+ * Decodes %XX escapes of s[0..n) (and '+' as a space when plus is set)
+ * into arena memory.  Returns NULL for a malformed escape, a NUL byte or
+ * invalid UTF-8.
+ */
+char	*url_decode(struct arena *, const char *s, size_t n, bool plus);
+
+/*
+ * Splits an absolute path into decoded segments, skipping empty ones
+ * ("/api//x/" gives "api", "x").  Returns the count, or (size_t)-1 if
+ * the path is not absolute, has more than max segments or a bad escape.
+ */
+size_t	 url_split_path(struct arena *, const char *path, char **segs,
+	    size_t max);
+
+/*
+ * Parses "a=1&b=x%20y" into decoded pairs (a key without '=' gets "").
+ * Returns the count, or (size_t)-1 for a bad escape or more than max
+ * pairs.
+ */
+size_t	 url_parse_query(struct arena *, const char *query,
+	    struct url_kv *kv, size_t max);
+
+#endif
