@@ -54,6 +54,15 @@ void	user_change_password(struct request *);
 void	user_export(struct request *);
 void	user_delete(struct request *);
 
+/* conversations.c */
+extern const struct jfield conv_create_in[], conv_update_in[];
+void	conv_list(struct request *);
+void	conv_create(struct request *);
+void	conv_get(struct request *);
+void	conv_update(struct request *);
+void	conv_delete(struct request *);
+void	personas_list(struct request *);
+
 /* ops.c */
 void	ops_health(struct request *);
 void	ops_metrics(struct request *);

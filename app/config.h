@@ -19,6 +19,7 @@ struct app_config {
 	long long	 statement_timeout_ms;
 	long long	 thread_stack_kb;
 	long long	 hash_concurrency;
+	long long	 standin_delay_ms;
 	const char	*openai_api_key;
 	const char	*openai_base_url;
 	const char	*stripe_secret_key;

@@ -9,23 +9,25 @@
 #define CURSOR_MAX	256
 
 void
-list_reply_bad_cursor(struct request *r)
+list_reply_bad_cursor(struct request *r, const struct list_page *lp)
 {
 	reply_error(r, 400, "invalid_input", "The cursor is not valid; use "
-	    "next_cursor from a previous page.", "cursor");
+	    "the cursor of a previous page.", lp->param);
 }
 
 int
-list_page_or_reply(struct request *r, int def, int max, struct list_page *lp)
+list_page_or_reply(struct request *r, int def, int max, const char *param,
+    struct list_page *lp)
 {
 	const char *limit = req_query(r, "limit");
-	const char *cursor = req_query(r, "cursor");
+	const char *cursor = req_query(r, param);
 	unsigned char *raw;
 	long long n;
 	long len;
 
 	lp->limit = def;
 	lp->cursor = NULL;
+	lp->param = param;
 	if (limit != NULL) {
 		if (num_parse(limit, 1, max, &n) != 0) {
 			reply_error(r, 400, "invalid_input", arena_printf(
@@ -42,7 +44,7 @@ list_page_or_reply(struct request *r, int def, int max, struct list_page *lp)
 	    (len = b64url_decode(cursor, strlen(cursor), raw)) <= 0 ||
 	    memchr(raw, '\0', (size_t)len) != NULL ||
 	    !utf8_valid((char *)raw, (size_t)len)) {
-		list_reply_bad_cursor(r);
+		list_reply_bad_cursor(r, lp);
 		return -1;
 	}
 	raw[len] = '\0';
@@ -51,17 +53,24 @@ list_page_or_reply(struct request *r, int def, int max, struct list_page *lp)
 }
 
 void
-list_next_cursor(struct request *r, struct jw *w, const char *key)
+list_cursor_value(struct request *r, struct jw *w, const char *key)
 {
 	char *enc;
 
 	if (key == NULL) {
-		jw_knull(w, "next_cursor");
+		jw_null(w);
 		return;
 	}
 	enc = arena_alloc(r->arena, B64URL_LEN(strlen(key)) + 1);
 	b64url_encode((const unsigned char *)key, strlen(key), enc);
-	jw_kstr(w, "next_cursor", enc);
+	jw_str(w, enc);
+}
+
+void
+list_next_cursor(struct request *r, struct jw *w, const char *key)
+{
+	jw_key(w, "next_cursor");
+	list_cursor_value(r, w, key);
 }
 
 int

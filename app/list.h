@@ -13,15 +13,22 @@ struct request;
 struct list_page {
 	int		 limit;
 	const char	*cursor;	/* the decoded key, or NULL */
+	const char	*param;		/* its query parameter's name */
 };
 
-/* Reads limit and cursor; -1 after replying 400. */
+/*
+ * Reads `limit` and the cursor from the query parameter named `param`
+ * ("cursor", or "before" for a conversation's messages).  Returns 0, or
+ * -1 after replying 400.
+ */
 int	list_page_or_reply(struct request *, int def, int max,
-	    struct list_page *);
+	    const char *param, struct list_page *);
 /* Writes "next_cursor": the encoded key, or null. */
 void	list_next_cursor(struct request *, struct jw *, const char *key);
+/* Writes the encoded key (or null) as a value. */
+void	list_cursor_value(struct request *, struct jw *, const char *key);
 /* True if a decoded cursor is a positive decimal integer (an id). */
 int	list_cursor_is_int(const char *);
-void	list_reply_bad_cursor(struct request *);
+void	list_reply_bad_cursor(struct request *, const struct list_page *);
 
 #endif

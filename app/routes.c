@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "chat.h"
 #include "config.h"
 #include "session.h"
 #include "lib/log.h"
@@ -48,6 +49,19 @@ static const struct route routes[] = {
 	    64 * KB, user_password_in },
 	{ "GET", "/api/user/export", user_export, USER, 0, NULL },
 	{ "DELETE", "/api/user", user_delete, USER, 64 * KB, user_delete_in },
+
+	{ "GET", "/api/personas", personas_list, PUBLIC, 0, NULL },
+	{ "GET", "/api/conversations", conv_list, USER, 0, NULL },
+	{ "POST", "/api/conversations", conv_create, USER, 64 * KB,
+	    conv_create_in },
+	{ "GET", "/api/conversations/:id", conv_get, USER, 0, NULL },
+	{ "PUT", "/api/conversations/:id", conv_update, USER, 64 * KB,
+	    conv_update_in },
+	{ "DELETE", "/api/conversations/:id", conv_delete, USER, 0, NULL },
+	{ "POST", "/api/conversations/:id/messages", chat_message, USER,
+	    256 * KB, chat_message_in },
+	{ "POST", "/api/chat/send", chat_send, USER, 256 * KB, chat_send_in },
+	{ "POST", "/api/chat/voice-to-text", chat_voice, USER, 25 * MB, NULL },
 
 	{ "GET", "/api/health", ops_health, PUBLIC, 0, NULL },
 	{ "GET", "/api/metrics", ops_metrics, PUBLIC, 0, NULL },
@@ -200,8 +214,9 @@ app_handle(struct request *r)
 	/* Checked before a byte is read; routes without a body ignore it. */
 	if (rt->body_limit > 0 && r->content_length >
 	    (long long)rt->body_limit) {
-		reply_error(r, 413, "payload_too_large",
-		    "The request body is too large.", NULL);
+		reply_error(r, 413, "payload_too_large", arena_printf(r->arena,
+		    "The request body is too large: at most %zu KiB here.",
+		    rt->body_limit / KB), NULL);
 		return;
 	}
 	if (rt->access != PUBLIC &&

@@ -7,8 +7,10 @@
 
 #include "app.h"
 #include "config.h"
+#include "settings.h"
 #include "sql.h"
 #include "lib/db.h"
+#include "lib/http.h"
 #include "lib/log.h"
 #include "lib/password.h"
 #include "lib/server.h"
@@ -27,12 +29,15 @@ worker_init(void)
 	};
 
 	password_init((int)conf.hash_concurrency);
-	return db_pool_init(&dc);
+	if (http_global_init() != 0 || db_pool_init(&dc) != 0)
+		return -1;
+	return settings_start(conf.database_url);
 }
 
 static void
 worker_exit(void)
 {
+	settings_stop();
 	db_pool_free();
 }
 

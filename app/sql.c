@@ -177,6 +177,112 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "   WHERE r.user_id = u.id), '[]'))::text"
 	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
 	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0),
+
+	/* Most recently updated first; the cursor is (updated_at, id). */
+	S(STMT_CONV_LIST,
+	    "SELECT api_us(c.updated_at), c.id, api_conversation(c)"
+	    " FROM conversations c WHERE c.user_id = $1"
+	    " AND ($2::text IS NULL OR c.title ILIKE $2)"
+	    " AND ($3::bigint IS NULL OR (c.updated_at, c.id)"
+	    "  < (api_from_us($3), $4::uuid))"
+	    " ORDER BY c.updated_at DESC, c.id DESC LIMIT $5", 5, DB_RETRY),
+	S(STMT_CONV_CREATE,
+	    "INSERT INTO conversations (user_id, title, persona)"
+	    " VALUES ($1, $2, $3) RETURNING id, api_conversation(conversations)",
+	    3, 0),
+	S(STMT_CONV_GET,
+	    "SELECT api_conversation(c), c.persona FROM conversations c"
+	    " WHERE c.id = $1 AND c.user_id = $2", 2, DB_RETRY),
+	S(STMT_CONV_LOCK,
+	    "SELECT api_conversation(c), c.persona FROM conversations c"
+	    " WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE", 2, 0),
+	/*
+	 * The newest $5 messages before the cursor (created_at, id), served
+	 * oldest first.
+	 */
+	S(STMT_CONV_MESSAGES,
+	    "SELECT s.us, s.id, s.j FROM (SELECT api_us(m.created_at) AS us,"
+	    "  m.id, api_message(m) AS j, m.created_at FROM messages m"
+	    "  WHERE m.conversation_id = $1 AND m.user_id = $2"
+	    "  AND ($3::bigint IS NULL OR (m.created_at, m.id)"
+	    "   < (api_from_us($3), $4::uuid))"
+	    "  ORDER BY m.created_at DESC, m.id DESC LIMIT $5) s"
+	    " ORDER BY s.created_at, s.id", 5, DB_RETRY),
+	S(STMT_CONV_UPDATE,
+	    "UPDATE conversations SET title = coalesce($3, title),"
+	    " persona = coalesce($4, persona)"
+	    " WHERE id = $1 AND user_id = $2"
+	    " RETURNING api_conversation(conversations)", 4, 0),
+	S(STMT_CONV_DELETE,
+	    "DELETE FROM conversations WHERE id = $1 AND user_id = $2"
+	    " RETURNING id", 2, 0),
+	S(STMT_CONV_TOUCH,
+	    "UPDATE conversations SET message_count = message_count + 1,"
+	    " updated_at = now() WHERE id = $1 AND user_id = $2"
+	    " RETURNING api_conversation(conversations)", 2, 0),
+
+	/* Serialises a user's turns: the reservation checks run under it. */
+	S(STMT_USER_LOCK,
+	    "SELECT credits, plan FROM users WHERE id = $1 FOR UPDATE", 1, 0),
+	S(STMT_TURNS_ACTIVE,
+	    "SELECT count(*) FROM chat_turns WHERE user_id = $1"
+	    " AND started_at > now() - interval '10 minutes'", 1, 0),
+	S(STMT_TURN_START,
+	    "INSERT INTO chat_turns (user_id) VALUES ($1) RETURNING id", 1, 0),
+	S(STMT_TURN_END, "DELETE FROM chat_turns WHERE id = $1", 1, 0),
+	/*
+	 * The ledger: every change of users.credits is one conditional
+	 * update and its ledger row, in one statement.  Taking more than
+	 * the balance changes nothing and returns no row.
+	 */
+	S(STMT_CREDITS_TAKE,
+	    "WITH u AS (UPDATE users SET credits = credits - $2::bigint"
+	    "  WHERE id = $1 AND credits >= $2::bigint RETURNING id, credits),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, -$2::bigint, credits, $3, $4 FROM u"
+	    "  WHERE $2::bigint > 0)"
+	    " SELECT credits FROM u", 4, 0),
+	S(STMT_CREDITS_GIVE,
+	    "WITH u AS (UPDATE users SET credits = credits + $2::bigint"
+	    "  WHERE id = $1 RETURNING id, credits),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, $2::bigint, credits, $3, $4 FROM u"
+	    "  WHERE $2::bigint <> 0)"
+	    " SELECT credits FROM u", 4, 0),
+	S(STMT_MSG_INSERT,
+	    "INSERT INTO messages (conversation_id, user_id, sender, content,"
+	    " persona, credits_consumed, prompt_tokens, completion_tokens,"
+	    " model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+	    " RETURNING id, api_message(messages)", 9, 0),
+	S(STMT_HISTORY,
+	    "SELECT sender, content FROM messages"
+	    " WHERE conversation_id = $1 AND user_id = $2 AND id <> $3"
+	    " ORDER BY created_at DESC, id DESC LIMIT $4", 4, 0),
+	/*
+	 * A referred user's first completed turn activates the referral
+	 * and rewards the referrer once (the ledger's unique (reason, ref)
+	 * makes sure), up to the monthly cap of rewarded referrals.
+	 */
+	S(STMT_REFERRAL_ACTIVATE,
+	    "WITH s AS (SELECT"
+	    "  coalesce((SELECT (value #>> '{}')::bigint FROM admin_settings"
+	    "   WHERE key = 'referral_credits'), 0) AS credits,"
+	    "  coalesce((SELECT (value #>> '{}')::bigint FROM admin_settings"
+	    "   WHERE key = 'referral_monthly_cap'), 0) AS cap),"
+	    " r AS (UPDATE referrals f SET status = 'activated',"
+	    "  activated_at = now(),"
+	    "  credits_awarded = CASE WHEN (SELECT count(*) FROM referrals o"
+	    "   WHERE o.user_id = f.user_id AND o.credits_awarded > 0"
+	    "   AND o.activated_at >= date_trunc('month', now())) < s.cap"
+	    "   THEN s.credits ELSE 0 END"
+	    "  FROM s WHERE f.referred_user_id = $1 AND f.status = 'pending'"
+	    "  RETURNING f.id, f.user_id, f.credits_awarded),"
+	    " u AS (UPDATE users SET credits = credits + r.credits_awarded"
+	    "  FROM r WHERE users.id = r.user_id AND r.credits_awarded > 0"
+	    "  RETURNING users.id, users.credits, r.credits_awarded, r.id AS rid)"
+	    " INSERT INTO credit_ledger (user_id, delta, balance_after, reason,"
+	    "  ref) SELECT id, credits_awarded, credits, 'referral',"
+	    "  'activation:' || rid FROM u", 1, 0),
 };
 
 static void
@@ -186,20 +292,24 @@ give_back(void *p)
 }
 
 struct db *
-sql_db_or_reply(struct request *r)
+sql_db(struct request *r, struct db_err *err)
 {
 	struct app_req *ar = app_req(r);
-	struct db_err err;
 
-	if (ar->db != NULL)
-		return ar->db;
-	ar->db = db_acquire(&err);
-	if (ar->db == NULL) {
-		reply_db_error(r, &err);
-		return NULL;
-	}
-	arena_cleanup(r->arena, give_back, ar->db);
+	if (ar->db == NULL && (ar->db = db_acquire(err)) != NULL)
+		arena_cleanup(r->arena, give_back, ar->db);
 	return ar->db;
+}
+
+struct db *
+sql_db_or_reply(struct request *r)
+{
+	struct db_err err;
+	struct db *db = sql_db(r, &err);
+
+	if (db == NULL)
+		reply_db_error(r, &err);
+	return db;
 }
 
 void
@@ -223,19 +333,11 @@ PGresult *
 sql_run(struct request *r, enum stmt s, const char *const *params,
     struct db_err *err)
 {
-	struct db *db = app_req(r)->db;
+	struct db *db = sql_db(r, err);
 	PGresult *res;
 
-	if (db == NULL) {
-		db = sql_db_or_reply(r);
-		if (db == NULL) {
-			/* Already answered; tell the caller with a 503. */
-			err->status = 503;
-			err->code = "unavailable";
-			err->message = "The database is unavailable.";
-			return NULL;
-		}
-	}
+	if (db == NULL)
+		return NULL;
 	res = db_exec(db, s, params, err);
 	arena_cleanup(r->arena, clear, res);
 	return res;
@@ -265,6 +367,20 @@ sql_begin_or_reply(struct request *r)
 		return -1;
 	}
 	return 0;
+}
+
+int
+sql_begin(struct request *r, struct db_err *err)
+{
+	struct db *db = sql_db(r, err);
+
+	return db != NULL ? db_begin(db, err) : -1;
+}
+
+int
+sql_commit(struct request *r, struct db_err *err)
+{
+	return db_commit(app_req(r)->db, err);
 }
 
 int

@@ -48,12 +48,33 @@ enum stmt {
 	STMT_LEDGER_PAGE,
 	STMT_USER_EXPORT,
 	STMT_USER_DELETE,
+	/* conversations */
+	STMT_CONV_LIST,
+	STMT_CONV_CREATE,
+	STMT_CONV_GET,
+	STMT_CONV_LOCK,
+	STMT_CONV_MESSAGES,
+	STMT_CONV_UPDATE,
+	STMT_CONV_DELETE,
+	STMT_CONV_TOUCH,
+	/* chat turns and credits */
+	STMT_USER_LOCK,
+	STMT_TURNS_ACTIVE,
+	STMT_TURN_START,
+	STMT_TURN_END,
+	STMT_CREDITS_TAKE,
+	STMT_CREDITS_GIVE,
+	STMT_MSG_INSERT,
+	STMT_HISTORY,
+	STMT_REFERRAL_ACTIVATE,
 	STMT__MAX
 };
 
 extern const struct db_stmt sql_stmts[STMT__MAX];
 
-/* The request's connection, borrowed now if needed; NULL: replied 503. */
+/* The request's connection, borrowed now if needed (NULL, *err set). */
+struct db	*sql_db(struct request *, struct db_err *);
+/* The same, answering 503 itself when there is none. */
 struct db	*sql_db_or_reply(struct request *);
 /* Gives the connection back before a long wait (a model call). */
 void		 sql_release(struct request *);
@@ -67,6 +88,8 @@ PGresult	*sql_run(struct request *, enum stmt, const char *const *params,
 		    struct db_err *);
 PGresult	*sql_run_or_reply(struct request *, enum stmt,
 		    const char *const *params);
+int		 sql_begin(struct request *, struct db_err *);
+int		 sql_commit(struct request *, struct db_err *);
 int		 sql_begin_or_reply(struct request *);
 int		 sql_commit_or_reply(struct request *);
 void		 sql_rollback(struct request *);

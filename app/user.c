@@ -98,10 +98,10 @@ user_credits(struct request *r)
 	char limit[16];
 	int i, n;
 
-	if (list_page_or_reply(r, 20, 100, &lp) != 0)
+	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0)
 		return;
 	if (lp.cursor != NULL && !list_cursor_is_int(lp.cursor)) {
-		list_reply_bad_cursor(r);
+		list_reply_bad_cursor(r, &lp);
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);

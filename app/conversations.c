@@ -1,0 +1,248 @@
+/*
+ * /api/conversations and /api/personas.  Every statement filters by the
+ * caller's id, so another user's conversation is simply not found (404).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "list.h"
+#include "session.h"
+#include "settings.h"
+#include "sql.h"
+#include "lib/jsonw.h"
+#include "lib/num.h"
+
+#define TITLE_MAX	200
+
+enum { CC_PERSONA, CC_TITLE };
+const struct jfield conv_create_in[] = {
+	[CC_PERSONA] = { "persona", JF_WORD, JF_REQUIRED, 0, 0, persona_ids },
+	[CC_TITLE] = { "title", JF_STRING, JF_TRIM | JF_LINE, 1, TITLE_MAX },
+	{ NULL }
+};
+
+enum { CU_TITLE, CU_PERSONA };
+const struct jfield conv_update_in[] = {
+	[CU_TITLE] = { "title", JF_STRING, JF_TRIM | JF_LINE, 1, TITLE_MAX },
+	[CU_PERSONA] = { "persona", JF_WORD, 0, 0, 0, persona_ids },
+	{ NULL }
+};
+
+/*
+ * A (timestamp in microseconds, uuid) cursor: "us,uuid".  Returns 0
+ * and points us/id into arena copies, or -1 after replying 400.
+ */
+static int
+split_cursor(struct request *r, const struct list_page *lp, const char **us,
+    const char **id)
+{
+	const char *cursor = lp->cursor;
+	const char *comma = cursor != NULL ? strchr(cursor, ',') : NULL;
+	long long v;
+
+	*us = *id = NULL;
+	if (cursor == NULL)
+		return 0;
+	if (comma == NULL || num_parsen(cursor, (size_t)(comma - cursor), 0,
+	    (long long)1 << 60, &v) != 0 || !json_uuid_ok(comma + 1)) {
+		list_reply_bad_cursor(r, lp);
+		return -1;
+	}
+	*us = arena_strndup(r->arena, cursor, (size_t)(comma - cursor));
+	*id = comma + 1;
+	return 0;
+}
+
+static const char *
+cursor_of(struct request *r, const PGresult *res, int row)
+{
+	return arena_printf(r->arena, "%s,%s", PQgetvalue(res, row, 0),
+	    PQgetvalue(res, row, 1));
+}
+
+/* q as an ILIKE pattern matching it anywhere, wildcards escaped. */
+static const char *
+like_pattern(struct request *r, const char *q)
+{
+	struct buf b = BUF_INIT;
+	const char *p;
+	char *out;
+
+	buf_putc(&b, '%');
+	for (p = q; *p != '\0'; p++) {
+		if (*p == '%' || *p == '_' || *p == '\\')
+			buf_putc(&b, '\\');
+		buf_putc(&b, *p);
+	}
+	buf_putc(&b, '%');
+	out = arena_strndup(r->arena, b.p, b.len);
+	buf_free(&b);
+	return out;
+}
+
+void
+conv_list(struct request *r)
+{
+	const char *q = req_query(r, "q"), *p[5];
+	struct list_page lp;
+	struct buf b = BUF_INIT;
+	struct jw w;
+	PGresult *res;
+	char limit[16];
+	int i, n;
+
+	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0 ||
+	    split_cursor(r, &lp, &p[2], &p[3]) != 0)
+		return;
+	if (q != NULL && strlen(q) > TITLE_MAX) {
+		reply_error(r, 400, "invalid_input", "q may be at most 200 "
+		    "bytes long.", "q");
+		return;
+	}
+	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
+	p[0] = app_req(r)->user->id;
+	p[1] = q != NULL && *q != '\0' ? like_pattern(r, q) : NULL;
+	p[4] = limit;
+	if ((res = sql_run_or_reply(r, STMT_CONV_LIST, p)) == NULL)
+		return;
+	n = PQntuples(res);
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_karr(&w, "conversations");
+	for (i = 0; i < n && i < lp.limit; i++)
+		jw_raw(&w, PQgetvalue(res, i, 2));
+	jw_end(&w);
+	list_next_cursor(r, &w, n > lp.limit ? cursor_of(r, res,
+	    lp.limit - 1) : NULL);
+	jw_end(&w);
+	reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+void
+conv_create(struct request *r)
+{
+	const char *p[3] = { app_req(r)->user->id, r->in[CC_TITLE].present ?
+	    r->in[CC_TITLE].s : "New conversation", r->in[CC_PERSONA].s };
+	struct buf b = BUF_INIT;
+	struct jw w;
+	PGresult *res;
+
+	if ((res = sql_run_or_reply(r, STMT_CONV_CREATE, p)) == NULL)
+		return;
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kraw(&w, "conversation", PQgetvalue(res, 0, 1));
+	jw_end(&w);
+	reply_json(r, 201, &b);
+	buf_free(&b);
+}
+
+void
+conv_get(struct request *r)
+{
+	const char *p[5] = { r->params[0], app_req(r)->user->id };
+	struct list_page lp;
+	struct buf b = BUF_INIT;
+	struct jw w;
+	PGresult *conv, *res;
+	char limit[16];
+	int i, n, skip;
+
+	/* `before` is the cursor of this list, `limit` up to 200. */
+	if (list_page_or_reply(r, 50, 200, "before", &lp) != 0 ||
+	    split_cursor(r, &lp, &p[2], &p[3]) != 0)
+		return;
+	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, p)) == NULL)
+		return;
+	if (PQntuples(conv) == 0) {
+		reply_error(r, 404, "not_found", "No such conversation.", NULL);
+		return;
+	}
+	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
+	p[4] = limit;
+	if ((res = sql_run_or_reply(r, STMT_CONV_MESSAGES, p)) == NULL)
+		return;
+	/* One row more than asked: the oldest, which says there is more. */
+	n = PQntuples(res);
+	skip = n > lp.limit;
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kraw(&w, "conversation", PQgetvalue(conv, 0, 0));
+	jw_karr(&w, "messages");
+	for (i = skip; i < n; i++)
+		jw_raw(&w, PQgetvalue(res, i, 2));
+	jw_end(&w);
+	jw_key(&w, "messages_cursor");
+	list_cursor_value(r, &w, skip ? cursor_of(r, res, 1) : NULL);
+	jw_end(&w);
+	reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+void
+conv_update(struct request *r)
+{
+	const char *p[4] = { r->params[0], app_req(r)->user->id,
+	    r->in[CU_TITLE].present ? r->in[CU_TITLE].s : NULL,
+	    r->in[CU_PERSONA].present ? r->in[CU_PERSONA].s : NULL };
+	struct buf b = BUF_INIT;
+	struct jw w;
+	PGresult *res;
+
+	if ((res = sql_run_or_reply(r, STMT_CONV_UPDATE, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		reply_error(r, 404, "not_found", "No such conversation.", NULL);
+		return;
+	}
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kraw(&w, "conversation", PQgetvalue(res, 0, 0));
+	jw_end(&w);
+	reply_json(r, 200, &b);
+	buf_free(&b);
+}
+
+void
+conv_delete(struct request *r)
+{
+	const char *p[2] = { r->params[0], app_req(r)->user->id };
+	PGresult *res;
+
+	if ((res = sql_run_or_reply(r, STMT_CONV_DELETE, p)) == NULL)
+		return;
+	if (PQntuples(res) == 0)
+		reply_error(r, 404, "not_found", "No such conversation.", NULL);
+	else
+		reply_empty(r, 204);
+}
+
+void
+personas_list(struct request *r)
+{
+	const struct settings *s = settings_for(r);
+	struct buf b = BUF_INIT;
+	struct persona p;
+	struct jw w;
+	int i;
+
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_karr(&w, "personas");
+	for (i = 0; persona_ids[i] != NULL; i++) {
+		if (settings_persona(s, persona_ids[i], &p) != 0)
+			continue;
+		jw_obj(&w);
+		jw_kstr(&w, "id", p.id);
+		jw_kstr(&w, "name", p.name);
+		jw_kstr(&w, "description", p.description);
+		jw_kint(&w, "credits_per_message", p.credits);
+		jw_end(&w);
+	}
+	jw_end(&w);
+	jw_end(&w);
+	reply_json(r, 200, &b);
+	buf_free(&b);
+}
