@@ -29,14 +29,20 @@ void
 clock_rfc3339(char out[RFC3339_LEN], int64_t unix_ms)
 {
 	time_t secs = (time_t)(unix_ms / 1000);
+	int ms = (int)(unix_ms % 1000);
 	struct tm tm;
 	char tmp[64];
 
+	/* Floored, so times before 1970 keep milliseconds in 0..999. */
+	if (ms < 0) {
+		ms += 1000;
+		secs--;
+	}
 	gmtime_r(&secs, &tm);
 	/* Through a roomy buffer: the compiler cannot see the ranges. */
 	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 	    (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+	    tm.tm_min, tm.tm_sec, ms);
 	memcpy(out, tmp, RFC3339_LEN - 1);
 	out[RFC3339_LEN - 1] = '\0';
 }

@@ -15,7 +15,15 @@ num_parsen(const char *s, size_t n, long long min, long long max,
 		neg = s[0] == '-';
 		i = 1;
 	}
-	if (i == n || n - i > 19)
+	if (i == n)
+		return -1;
+	/*
+	 * Leading zeros carry no value: skip them before the 19-digit bound
+	 * that keeps v from wrapping, so "000...042" is 42 as strtonum says.
+	 */
+	while (i + 1 < n && s[i] == '0')
+		i++;
+	if (n - i > 19)
 		return -1;
 	limit = neg ? (unsigned long long)9223372036854775807LL + 1 :
 	    9223372036854775807ULL;

@@ -29,7 +29,9 @@ url_decode(struct arena *a, const char *s, size_t n, bool plus)
 				return NULL;
 			*o++ = (char)(hi << 4 | lo);
 			i += 2;
-		} else if (plus && s[i] == '+')
+		} else if (s[i] == '\0')
+			return NULL;	/* a raw NUL is refused like %00 */
+		else if (plus && s[i] == '+')
 			*o++ = ' ';
 		else
 			*o++ = s[i];

@@ -1,0 +1,75 @@
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "smtp.h"
+#include "xalloc.h"
+
+/* What is left of the message for curl to read. */
+struct source {
+	const char	*p;
+	size_t		 left;
+};
+
+static size_t
+on_read(char *dst, size_t size, size_t n, void *arg)
+{
+	struct source *src = arg;
+	size_t len = size * n;
+
+	if (len > src->left)
+		len = src->left;
+	memcpy(dst, src->p, len);
+	src->p += len;
+	src->left -= len;
+	return len;
+}
+
+int
+smtp_send(const struct smtp_msg *m, char *err, size_t errlen)
+{
+	char detail[CURL_ERROR_SIZE] = "";
+	struct source src = { m->data, m->len };
+	struct curl_slist *rcpt;
+	CURLcode rc;
+	CURL *h;
+	long code = 0;
+
+	if ((h = curl_easy_init()) == NULL) {
+		snprintf(err, errlen, "curl setup failed");
+		return -1;
+	}
+	/* curl puts a bare address in angle brackets itself. */
+	if ((rcpt = curl_slist_append(NULL, m->rcpt)) == NULL)
+		xoom();
+	curl_easy_setopt(h, CURLOPT_URL, m->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_MAIL_FROM, m->from);
+	curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
+	curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(h, CURLOPT_READDATA, &src);
+	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)m->len);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, m->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, m->timeout_ms);
+	if (strncasecmp(m->url, "smtp://", 7) == 0)
+		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+	rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+		snprintf(err, errlen, "%s%s%s", curl_easy_strerror(rc),
+		    *detail != '\0' ? ": " : "", detail);
+		if (code != 0) {
+			size_t n = strlen(err);
+
+			snprintf(err + n, errlen - n, " (SMTP %ld)", code);
+		}
+	}
+	curl_slist_free_all(rcpt);
+	curl_easy_cleanup(h);
+	return rc == CURLE_OK ? 0 : -1;
+}
