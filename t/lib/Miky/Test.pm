@@ -201,6 +201,54 @@ sub json_req {
 	return $self->ua->start($tx);
 }
 
+# signup(%fields) signs a new account up (POST /api/auth/signup) and
+# returns the link token of its verification mail, read from the outbox.
+# Fields default to a fresh unique email, a good password and names.
+my $user_seq = 0;
+sub signup {
+	my ($self, %f) = @_;
+	$user_seq++;
+	my %body = (
+		email => "user$$-$user_seq\@example.com",
+		password => 'correct horse battery staple',
+		first_name => 'Test', last_name => "User$user_seq",
+		%f,
+	);
+	my $tx = $self->json_req(POST => '/api/auth/signup', \%body);
+	Carp::croak('signup: ' . $tx->res->code . ' ' . $tx->res->body)
+		unless $tx->res->code == 202;
+	return ($self->mail_token(lc $body{email}, 'verify'), \%body);
+}
+
+# mail_token($email, $template) is the token of the newest queued mail of
+# that template to that address (undef if none).
+sub mail_token {
+	my ($self, $email, $template) = @_;
+	my ($link) = $self->dbh->selectrow_array(
+		q{SELECT payload->>'link' FROM email_outbox
+		  WHERE to_addr = ? AND template = ? ORDER BY id DESC LIMIT 1},
+		undef, $email, $template);
+	return defined $link && $link =~ /token=([A-Za-z0-9_-]+)/ ? $1 : undef;
+}
+
+# user(%fields) makes a verified, signed-in account: a hash with id,
+# email, password, access_token, refresh_token and the user object.
+sub user {
+	my ($self, %f) = @_;
+	my ($token, $body) = $self->signup(%f);
+	my $tx = $self->json_req(POST => '/api/auth/verify-email',
+		{ token => $token });
+	Carp::croak('verify: ' . $tx->res->code . ' ' . $tx->res->body)
+		unless $tx->res->code == 200;
+	my $j = $tx->res->json;
+	return { %$body, id => $j->{user}{id}, user => $j->{user},
+		access_token => $j->{access_token},
+		refresh_token => $j->{refresh_token} };
+}
+
+# auth($user) is the Authorization header of a user from user().
+sub auth { return { Authorization => "Bearer $_[1]{access_token}" } }
+
 # wait_for(sub { ... }, $timeout = 10, $what) polls the sub until it
 # returns true and returns that value; on timeout it diags and returns undef.
 sub wait_for {
