@@ -117,7 +117,12 @@ fuzz: deps $(FUZZ)
 	    n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-	        $(BUILD)/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -3 || exit 1; \
+	        $(BUILD)/corpus/$$n fuzz/corpus/$$n > $(BUILD)/fuzz/$$n.log 2>&1 \
+	        || { tail -30 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+	    tail -2 $(BUILD)/fuzz/$$n.log; \
+	    for r in fuzz/regression/$$n-*; do [ -e "$$r" ] || continue; \
+	        $$f "$$r" > /dev/null 2>&1 || { echo "regression $$r fails"; exit 1; }; \
+	    done; \
 	done
 
 psql:

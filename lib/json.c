@@ -185,11 +185,18 @@ take_string(struct arena *a, const struct jfield *f, const char *in)
 	return s;
 }
 
+/*
+ * True if s holds a control character: C0, DEL or C1 (U+0080-U+009F,
+ * NEL among them).  s is valid UTF-8, where C1 is C2 then 80-9F.
+ */
 static bool
-has_control(const char *s)
+has_control(const char *str)
 {
+	const unsigned char *s = (const unsigned char *)str;
+
 	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+		if (*s < 0x20 || *s == 0x7f ||
+		    (*s == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f))
 			return true;
 	return false;
 }

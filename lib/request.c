@@ -131,6 +131,17 @@ req_read_body(struct request *r)
 		r->body_len += (size_t)got;
 	}
 	r->body[r->body_len] = '\0';
+	/*
+	 * Read on to the end of the stream (nginx's empty closing record),
+	 * so the socket holds nothing unread: a streaming handler watches
+	 * it and takes readability for the client hanging up.
+	 */
+	if (r->body_len == want) {
+		char extra;
+
+		while (FCGX_GetStr(&extra, 1, r->fcgi->in) > 0)
+			;
+	}
 	return r->body_len == want ? 0 : -1;
 }
 

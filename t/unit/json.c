@@ -15,7 +15,10 @@ static struct jerror	 err;
 
 static const char *const colors[] = { "red", "green", "blue", NULL };
 
-enum { F_EMAIL, F_NAME, F_AGE, F_COLOR, F_ID, F_NICK, F_OK, F_EXTRA, F__MAX };
+enum {
+	F_EMAIL, F_NAME, F_AGE, F_COLOR, F_ID, F_NICK, F_OK, F_EXTRA, F_TITLE,
+	F__MAX
+};
 static const struct jfield spec[] = {
 	[F_EMAIL] = { "email", JF_EMAIL, JF_REQUIRED, 3, 254 },
 	[F_NAME] = { "name", JF_STRING, JF_TRIM, 2, 4 },
@@ -25,6 +28,7 @@ static const struct jfield spec[] = {
 	[F_NICK] = { "nick", JF_STRING, JF_NULLABLE, 0, 3 },
 	[F_OK] = { "ok", JF_BOOL },
 	[F_EXTRA] = { "extra", JF_ANY },
+	[F_TITLE] = { "title", JF_STRING, JF_TRIM | JF_LINE, 1, 10 },
 	{ NULL }
 };
 static struct jvalue	 vals[F__MAX];
@@ -311,6 +315,32 @@ test_strings(void)
 }
 
 static void
+test_line(void)
+{
+	static const char *const bad[] = {
+		"a\\tb", "a\\nb", "a\\u0001", "a\\u001fb", "a\\u007fb",
+		"a\\u0080b", "a\\u0085b", "a\\u009f", NULL
+	};
+	const char *msg = "Field 'title' may not contain control characters.";
+	char body[128];
+	int i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		snprintf(body, sizeof(body), "{\"email\":\"a@b.co\","
+		    "\"title\":\"%s\"}", bad[i]);
+		refused(body, "title", msg);
+	}
+	is_int(val("{\"email\":\"a@b.co\",\"title\":\" \\tTea time\\n\"}"),
+	    0, "JF_LINE after JF_TRIM: surrounding white space is no control");
+	is_str(vals[F_TITLE].s, "Tea time", "JF_LINE value");
+	is_int(val("{\"email\":\"a@b.co\",\"title\":\"\\u00a0\\u00e9\\u0100"
+	    "\\u2028\"}"), 0,
+	    "U+00A0, U+00E9, U+0100 and U+2028 are not controls");
+	is_int(val("{\"email\":\"a@b.co\",\"nick\":\"a\\tb\"}"), 0,
+	    "without JF_LINE a tab is fine");
+}
+
+static void
 test_int(void)
 {
 	const char *msg = "Field 'age' must be an integer from 0 to 150.";
@@ -410,6 +440,7 @@ main(void)
 	test_validate_shape();
 	test_email();
 	test_strings();
+	test_line();
 	test_int();
 	test_word_uuid_bool_any();
 	arena_free(a);

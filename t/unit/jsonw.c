@@ -87,14 +87,16 @@ test_nested(void)
 	    "[{\"id\":1},{},[[],3]],\"after\":4}",
 	    "commas at every level, none after an opening bracket");
 
-	/* A writer that only ever opens and closes at depth 0 twice. */
+	/* Members at depth 0, no braces: a log_fields() body. */
 	buf_reset(&b);
 	jw_init(&w, &b);
-	jw_arr(&w);
+	jw_kstr(&w, "method", "GET");
+	jw_kint(&w, "status", 200);
+	jw_kobj(&w, "o");
 	jw_end(&w);
-	jw_arr(&w);
-	jw_end(&w);
-	is_str(b.p, "[],[]", "two top-level values are separated");
+	jw_kbool(&w, "gone", true);
+	is_str(b.p, "\"method\":\"GET\",\"status\":200,\"o\":{},"
+	    "\"gone\":true", "members without an enclosing object");
 
 	/* The depth bound leaves room for deep but legal nesting. */
 	buf_reset(&b);

@@ -286,8 +286,8 @@ test_headers(void)
 	is_str(v = header(b.p, "Subject"), " A plain ASCII subject that is "
 	    "long enough to need folding over more than one line, surely",
 	    "subject: long ASCII folds and unfolds to the original");
-	ok(strstr(b.p, "=?") == NULL || strstr(b.p, "=?") > strstr(b.p,
-	    "Subject:") + 200, "subject: ASCII is not encoded");
+	ok(v != NULL && strstr(v, "=?") == NULL,
+	    "subject: ASCII is not encoded");
 	free(v);
 	v = header(b.p, "From");
 	ok(v != NULL && strncmp(v, " =?UTF-8?B?", 11) == 0 &&
