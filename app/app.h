@@ -73,4 +73,7 @@ int	migrate_run(const char *conninfo);
 /* serve.c */
 int	serve_main(void);
 
+/* mailer.c */
+int	mailer_main(void);
+
 #endif

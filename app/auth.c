@@ -454,7 +454,7 @@ void
 auth_reset_password(struct request *r)
 {
 	const char *tok = r->in[RP_TOKEN].s, *pw = r->in[RP_PASSWORD].s;
-	const char *p[2], *why, *token_id, *user_id;
+	const char *p[3], *why, *token_id, *user_id;
 	char hash[BYTEA_HEX_LEN + 1], *pwhash;
 	PGresult *res;
 
@@ -491,6 +491,7 @@ auth_reset_password(struct request *r)
 	}
 	p[0] = user_id;
 	p[1] = pwhash;
+	p[2] = NULL;
 	if ((res = sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p)) == NULL)
 		return;
 	p[1] = NULL;

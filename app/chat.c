@@ -78,7 +78,8 @@ title_from(struct request *r, const char *content)
 	char *out;
 
 	for (p = content; *p != '\0'; p++) {
-		bool ws = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
+		/* Any control character folds into a space, as white space. */
+		bool ws = (unsigned char)*p <= ' ' || *p == 0x7f;
 
 		if (ws && (b.len == 0 || b.p[b.len - 1] == ' '))
 			continue;
@@ -457,26 +458,29 @@ run_turn(struct turn *t)
 
 	/*
 	 * Text that reached a streaming client is kept and charged, also
-	 * when the client left or the model broke off; a client that saw
-	 * nothing pays nothing.
+	 * when the model broke off; so is the part received when the client
+	 * left.  Without text nothing is kept and the reservation is
+	 * refunded, and so when a non-streaming turn fails midway: that
+	 * client saw nothing.
 	 */
-	keep = ai.outcome == AI_OK || (t->stream && t->answer.len > 0);
+	keep = ai.outcome == AI_OK || (t->answer.len > 0 &&
+	    (t->stream || ai.outcome == AI_CANCELLED));
 	if (ai.outcome == AI_CANCELLED)
 		r->client_gone = true;
+	error_of(ai.outcome, &status, &code, &message);
 	if (keep && store_answer(t, &ai, &msg) == 0) {
 		if (ai.outcome == AI_OK)
 			reply_done(t, msg, &ai);
 		else if (!r->client_gone)
-			stream_error(t, "upstream_error", "The model broke off "
-			    "its answer; the part received was kept.");
+			stream_error(t, code, "The model broke off its answer; "
+			    "the part received was kept.");
 		return;
 	}
 	if (keep) {
 		/* The answer could not be stored: do not charge for it. */
-		ai.outcome = AI_UPSTREAM;
+		error_of(AI_UPSTREAM, &status, &code, &message);
 	}
 	refund(t);
-	error_of(ai.outcome, &status, &code, &message);
 	if (r->client_gone)
 		return;
 	if (t->stream)

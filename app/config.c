@@ -7,11 +7,13 @@
 
 struct app_config conf;
 
+#define JWT_DESC	"at least 32 bytes, e.g. openssl rand -base64 48"
+
 static const struct config_var vars[] = {
 	{ "DATABASE_URL", CONFIG_SECRET, NULL, 1, 4096, true, NULL,
 	    "libpq connection string", &conf.database_url, NULL },
-	{ "JWT_SECRET", CONFIG_SECRET, NULL, 32, 4096, true, NULL,
-	    "at least 32 bytes, e.g. openssl rand -base64 48",
+	/* Required, but not by every subcommand: app_config_load(). */
+	{ "JWT_SECRET", CONFIG_SECRET, NULL, 32, 4096, false, NULL, JWT_DESC,
 	    &conf.jwt_secret, NULL },
 	{ "PUBLIC_BASE_URL", CONFIG_URL, "http://127.0.0.1:8080", 0, 0, false,
 	    "http,https", "origin used in mails and share links",
@@ -63,6 +65,12 @@ static const struct config_var vars[] = {
 	    NULL },
 	{ "MIKY_MAIL_DIR", CONFIG_STR, "var/mail", 1, 1024, false, NULL,
 	    "dev mailbox used without SMTP_URL", &conf.mail_dir, NULL },
+	{ "MIKY_MAIL_MAX_ATTEMPTS", CONFIG_INT, "8", 1, 100, false, NULL,
+	    "attempts at a mail before it is marked dead", NULL,
+	    &conf.mail_max_attempts },
+	{ "MIKY_MAIL_RETRY_BASE_S", CONFIG_INT, "30", 1, 3600, false, NULL,
+	    "first retry delay; doubles each attempt, up to an hour", NULL,
+	    &conf.mail_retry_base_s },
 	{ "CORS_ORIGINS", CONFIG_STR, NULL, 1, 4096, false, NULL,
 	    "comma-separated browser origins allowed besides the site's own",
 	    &conf.cors_origins, NULL },
@@ -72,10 +80,15 @@ static const struct config_var vars[] = {
 };
 
 int
-app_config_load(FILE *errs)
+app_config_load(FILE *errs, unsigned flags)
 {
 	enum log_level level;
 	int problems = config_load(vars, errs);
+
+	if (conf.jwt_secret == NULL && !(flags & CONF_NO_JWT)) {
+		fprintf(errs, "JWT_SECRET: not set (%s)\n", JWT_DESC);
+		problems++;
+	}
 
 	if (conf.log_level != NULL) {
 		if (log_parse_level(conf.log_level, &level) != 0) {

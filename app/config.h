@@ -28,18 +28,23 @@ struct app_config {
 	const char	*smtp_url;
 	const char	*mail_from;
 	const char	*mail_dir;
+	long long	 mail_max_attempts;
+	long long	 mail_retry_base_s;
 	const char	*cors_origins;
 	const char	*log_level;
 };
 
 extern struct app_config conf;
 
+/* app_config_load() flags: what a subcommand can do without. */
+#define CONF_NO_JWT	0x01	/* signs no tokens (the mailer) */
+
 /*
  * Loads and checks every setting, writing one line per problem to errs.
  * Returns the number of problems.  Workers and threads left at 0 are
- * sized from the CPU count.
+ * sized from the CPU count.  JWT_SECRET is required unless CONF_NO_JWT.
  */
-int	app_config_load(FILE *errs);
+int	app_config_load(FILE *errs, unsigned flags);
 void	app_config_dump(FILE *);
 
 #endif

@@ -191,7 +191,11 @@ conv_update(struct request *r)
 	struct jw w;
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_CONV_UPDATE, p)) == NULL)
+	/* Nothing to change: no write, so it keeps its place in the list. */
+	res = p[2] == NULL && p[3] == NULL ?
+	    sql_run_or_reply(r, STMT_CONV_GET, p) :
+	    sql_run_or_reply(r, STMT_CONV_UPDATE, p);
+	if (res == NULL)
 		return;
 	if (PQntuples(res) == 0) {
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);

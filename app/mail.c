@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "app.h"
 #include "config.h"
 #include "mail.h"
@@ -41,4 +43,21 @@ mail_queue_or_reply(struct request *r, enum mail_template t,
 	buf_free(&payload);
 	buf_free(&link);
 	return res != NULL ? 0 : -1;
+}
+
+const char *
+mail_template_name(enum mail_template t)
+{
+	return templates[t].name;
+}
+
+int
+mail_template_lookup(const char *name)
+{
+	int t;
+
+	for (t = 0; t < MAIL__MAX; t++)
+		if (strcmp(templates[t].name, name) == 0)
+			return t;
+	return -1;
 }

@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "lib/db.h"
 #include "lib/log.h"
 
 static void
@@ -16,16 +17,21 @@ usage(FILE *out)
 	    "usage: miky command\n"
 	    "  serve          run the FastCGI server (master and workers)\n"
 	    "  migrate        apply pending database migrations\n"
+	    "  mailer         send queued mail (SMTP, or .eml files)\n"
 	    "  check-config   check the environment and print the settings\n"
+	    "  user promote EMAIL   make an account an administrator\n"
 	    "  help           this text\n"
 	    "Settings come from the environment; see README.md.\n");
 }
 
-/* Loads the settings; on problems prints them and returns -1. */
+/*
+ * Loads the settings (flags: CONF_*); on problems prints them and
+ * returns -1.
+ */
 static int
-load_config(void)
+load_config(unsigned flags)
 {
-	int problems = app_config_load(stderr);
+	int problems = app_config_load(stderr, flags);
 
 	if (problems > 0) {
 		fprintf(stderr, "miky: %d configuration problem%s; not "
@@ -49,17 +55,62 @@ cmd_migrate(void)
 	return migrate_run(url) == 0 ? 0 : 1;
 }
 
+/* `miky user promote EMAIL`: the way the first administrator is made. */
+static int
+cmd_user(int argc, char *argv[])
+{
+	const char *url = getenv("DATABASE_URL"), *params[1];
+	PGresult *res;
+	PGconn *c;
+	int rc = 1;
+
+	log_set_process("cli");
+	if (argc != 4 || strcmp(argv[2], "promote") != 0) {
+		fprintf(stderr, "usage: miky user promote EMAIL\n");
+		return 2;
+	}
+	if (url == NULL || *url == '\0') {
+		fprintf(stderr, "DATABASE_URL: not set\n");
+		return 1;
+	}
+	if ((c = db_connect(url, "miky-cli")) == NULL)
+		return 1;
+	params[0] = argv[3];
+	res = PQexecParams(c, "WITH u AS (UPDATE users SET role = 'admin' "
+	    "WHERE email = lower(trim($1)) RETURNING id, email) "
+	    "INSERT INTO admin_audit (action, target_type, target_id, after) "
+	    "SELECT 'user.promote', 'user', id::text, "
+	    "json_build_object('role', 'admin', 'via', 'cli') FROM u "
+	    "RETURNING target_id", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "miky: %s", PQresultErrorMessage(res));
+	else if (PQntuples(res) == 0)
+		fprintf(stderr, "miky: no account with email %s\n", argv[3]);
+	else {
+		printf("%s is now an administrator (user %s)\n", argv[3],
+		    PQgetvalue(res, 0, 0));
+		rc = 0;
+	}
+	PQclear(res);
+	PQfinish(c);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
 	const char *cmd = argc > 1 ? argv[1] : "help";
 
 	if (strcmp(cmd, "serve") == 0)
-		return load_config() == 0 ? serve_main() : 1;
+		return load_config(0) == 0 ? serve_main() : 1;
+	if (strcmp(cmd, "mailer") == 0)
+		return load_config(CONF_NO_JWT) == 0 ? mailer_main() : 1;
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate();
+	if (strcmp(cmd, "user") == 0)
+		return cmd_user(argc, argv);
 	if (strcmp(cmd, "check-config") == 0) {
-		if (load_config() != 0)
+		if (load_config(0) != 0)
 			return 1;
 		app_config_dump(stdout);
 		return 0;

@@ -34,6 +34,21 @@ bearer(struct request *r)
 	return *h != '\0' ? h : NULL;
 }
 
+/*
+ * True if the token was issued before the user's tokens_valid_after
+ * (compared in milliseconds) and is not of the one family spared then.
+ */
+static bool
+ended(const struct jwt_claims *c, const PGresult *res)
+{
+	long long tva_ms = atoll(PQgetvalue(res, 0, 3));
+
+	if (c->iat * 1000 >= tva_ms)
+		return false;
+	return PQgetisnull(res, 0, 10) ||
+	    strcmp(c->sid, PQgetvalue(res, 0, 10)) != 0;
+}
+
 int
 session_auth_or_reply(struct request *r, enum access level)
 {
@@ -41,7 +56,6 @@ session_auth_or_reply(struct request *r, enum access level)
 	struct jwt_claims c;
 	struct user *u;
 	PGresult *res;
-	long long tva_ms;
 
 	if (tok == NULL) {
 		unauthorized(r, "unauthorized", "Sign in first: this endpoint "
@@ -69,10 +83,9 @@ session_auth_or_reply(struct request *r, enum access level)
 	params[0] = c.sub;
 	if ((res = sql_run_or_reply(r, STMT_AUTH_USER, params)) == NULL)
 		return -1;
-	tva_ms = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 3)) : 0;
-	/* Deleted, banned, unverified, or signed out everywhere since. */
+	/* Deleted, banned, unverified, or signed out since the token. */
 	if (PQntuples(res) != 1 || *PQgetvalue(res, 0, 1) == 't' ||
-	    *PQgetvalue(res, 0, 2) != 't' || c.iat * 1000 < tva_ms) {
+	    *PQgetvalue(res, 0, 2) != 't' || ended(&c, res)) {
 		unauthorized(r, "unauthorized", "This session has ended; sign "
 		    "in again.");
 		return -1;

@@ -5,6 +5,18 @@
 
 #define S(id, text, n, flags)	[id] = { #id, text, n, flags }
 
+/*
+ * The new tokens_valid_after when every session of a user ends.  Access
+ * tokens carry iat in whole seconds, and one issued in the same second
+ * as an earlier end is dated the next second (session.c), so "now" is
+ * not enough: the new value must also pass that rounded-up second, or
+ * such a token would outlive this end.
+ */
+#define TVA_BUMP \
+	"greatest(now() + interval '1 millisecond'," \
+	" date_trunc('second', tokens_valid_after)" \
+	" + interval '1001 milliseconds')"
+
 const struct db_stmt sql_stmts[STMT__MAX] = {
 	S(STMT_PING, "SELECT 1", 0, DB_RETRY),
 	S(STMT_SETTING,
@@ -19,7 +31,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT u.role, u.banned_at IS NOT NULL, u.email_verified,"
 	    " (extract(epoch FROM u.tokens_valid_after) * 1000)::bigint,"
 	    " u.credits, u.plan, u.email, u.first_name, u.language,"
-	    " api_user(u)"
+	    " api_user(u), u.tokens_valid_family"
 	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
 	S(STMT_REFRESH_INSERT,
 	    "INSERT INTO refresh_tokens (user_id, family_id, token_hash,"
@@ -49,7 +61,8 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " WHERE user_id = $1 AND revoked_at IS NULL"
 	    " AND ($2::uuid IS NULL OR family_id <> $2::uuid)", 2, 0),
 	S(STMT_USER_END_SESSIONS,
-	    "UPDATE users SET tokens_valid_after = now() WHERE id = $1", 1, 0),
+	    "UPDATE users SET tokens_valid_after = " TVA_BUMP ","
+	    " tokens_valid_family = NULL WHERE id = $1", 1, 0),
 
 	S(STMT_REFERRER_BY_CODE,
 	    "SELECT id, first_name FROM users"
@@ -108,14 +121,16 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " RETURNING (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
 	    " api_user(users)", 1, 0),
 	/*
-	 * A new password ends every session (access tokens through
-	 * tokens_valid_after) and proves the email, as a reset link does.
+	 * A new password ends every session but family $3 (access tokens
+	 * through tokens_valid_after) and proves the email, as a reset link
+	 * does.
 	 */
 	S(STMT_USER_SET_PASSWORD,
-	    "UPDATE users SET password_hash = $2, tokens_valid_after = now(),"
-	    " email_verified = true,"
+	    "UPDATE users SET password_hash = $2,"
+	    " tokens_valid_after = " TVA_BUMP ","
+	    " tokens_valid_family = $3::uuid, email_verified = true,"
 	    " email_verified_at = coalesce(email_verified_at, now())"
-	    " WHERE id = $1 RETURNING email, first_name, language", 2, 0),
+	    " WHERE id = $1 RETURNING email, first_name, language", 3, 0),
 	S(STMT_USER_PASSWORD,
 	    "SELECT password_hash FROM users WHERE id = $1", 1, DB_RETRY),
 	S(STMT_OUTBOX_INSERT,
@@ -283,6 +298,43 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " INSERT INTO credit_ledger (user_id, delta, balance_after, reason,"
 	    "  ref) SELECT id, credits_awarded, credits, 'referral',"
 	    "  'activation:' || rid FROM u", 1, 0),
+
+	/*
+	 * The mailer.  One due row, locked for the transaction that sends
+	 * it; rows other mailers hold are skipped, so no two send the same
+	 * row, and a row marked sent is never claimed again.
+	 */
+	S(STMT_OUTBOX_CLAIM,
+	    "SELECT id, to_addr, template, language,"
+	    " coalesce(payload->>'first_name', ''), payload->>'link',"
+	    " attempts, message_id FROM email_outbox"
+	    " WHERE status = 'pending' AND next_attempt_at <= now()"
+	    " ORDER BY next_attempt_at, id LIMIT 1"
+	    " FOR UPDATE SKIP LOCKED", 0, 0),
+	S(STMT_OUTBOX_SENT,
+	    "UPDATE email_outbox SET status = 'sent', attempts = attempts + 1,"
+	    " sent_at = clock_timestamp(), message_id = $2, last_error = NULL"
+	    " WHERE id = $1", 2, 0),
+	/*
+	 * A failed attempt: $3 is the attempt limit (0 gives up at once),
+	 * $4 the milliseconds to the next try.  The Message-ID is kept, so
+	 * a retry of a mail that did arrive can be recognised.
+	 */
+	S(STMT_OUTBOX_FAILED,
+	    "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,"
+	    " status = CASE WHEN attempts + 1 >= $3::int THEN 'dead'"
+	    "  ELSE 'pending' END,"
+	    " next_attempt_at = clock_timestamp()"
+	    "  + $4::bigint * interval '1 millisecond',"
+	    " message_id = $5 WHERE id = $1 RETURNING status", 5, 0),
+	/* Milliseconds until the next pending row is due (NULL: none). */
+	S(STMT_OUTBOX_NEXT_DUE,
+	    "SELECT (extract(epoch FROM min(next_attempt_at) - now())"
+	    " * 1000)::bigint FROM email_outbox WHERE status = 'pending'", 0,
+	    0),
+	S(STMT_RATE_PURGE,
+	    "DELETE FROM rate_limits"
+	    " WHERE window_start < now() - interval '1 day'", 0, 0),
 };
 
 static void

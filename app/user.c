@@ -200,7 +200,7 @@ void
 user_change_password(struct request *r)
 {
 	struct user *u = app_req(r)->user;
-	const char *pw = r->in[CP_NEW].s, *why, *p[2];
+	const char *pw = r->in[CP_NEW].s, *why, *p[3];
 	char *hash = arena_alloc(r->arena, PASSWORD_HASH_MAX);
 
 	if ((why = password_problem(pw, u->email)) != NULL) {
@@ -214,12 +214,10 @@ user_change_password(struct request *r)
 		    "please retry.", NULL);
 		return;
 	}
-	/*
-	 * Every access token ends (tokens_valid_after); every session but
-	 * the caller's ends too, and the caller refreshes to go on.
-	 */
+	/* Every session but the caller's ends, access tokens included. */
 	p[0] = u->id;
 	p[1] = hash;
+	p[2] = u->sid;
 	if (sql_begin_or_reply(r) != 0 ||
 	    sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p) == NULL)
 		return;

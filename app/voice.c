@@ -128,6 +128,12 @@ chat_voice(struct request *r)
 	enum ai_outcome o;
 	int retry, n;
 
+	if (r->content_length > settings_int(s, "voice_max_bytes",
+	    25 * 1024 * 1024)) {
+		reply_error(r, 413, "payload_too_large", "The audio is too "
+		    "large for transcription.", NULL);
+		return;
+	}
 	if (lang != NULL && (strlen(lang) != 2 || lang[0] < 'a' ||
 	    lang[0] > 'z' || lang[1] < 'a' || lang[1] > 'z')) {
 		reply_error(r, 400, "invalid_input", "language must be a "

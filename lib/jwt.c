@@ -106,8 +106,12 @@ jwt_verify(const void *secret, size_t secretlen, const char *iss,
 	    (dot2 = strchr(dot1 + 1, '.')) == NULL ||
 	    strchr(dot2 + 1, '.') != NULL)
 		return JWT_INVALID;
-	/* The MAC first: nothing unauthenticated reaches the parser. */
-	if (b64url_decode(dot2 + 1, strlen(dot2 + 1), given) != SHA256_LEN)
+	/*
+	 * The MAC first: nothing unauthenticated reaches the parser.  The
+	 * length is checked before decoding: given has room for a MAC only.
+	 */
+	if (strlen(dot2 + 1) != B64URL_LEN(SHA256_LEN) ||
+	    b64url_decode(dot2 + 1, strlen(dot2 + 1), given) != SHA256_LEN)
 		return JWT_INVALID;
 	hmac_sha256(secret, secretlen, token, (size_t)(dot2 - token), mac);
 	if (!secure_equal(mac, given, SHA256_LEN))

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -340,6 +341,22 @@ worker_main(pid_t master)
 	exit(0);
 }
 
+/*
+ * Each thread holding a stream uses a handful of descriptors (the
+ * FastCGI connection, the upstream one, epoll and curl's own), so a
+ * worker with hundreds of threads needs more than the usual soft limit.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* Master side. */
 
 static struct child	*children;
@@ -462,6 +479,7 @@ server_run(const struct server_config *c)
 
 	cfg = c;
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	if (FCGX_Init() != 0) {
 		log_crit("FCGX_Init failed");
 		return 1;

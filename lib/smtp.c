@@ -61,8 +61,9 @@ smtp_send(const struct smtp_msg *m, char *err, size_t errlen)
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-		snprintf(err, errlen, "%s%s%s", curl_easy_strerror(rc),
-		    *detail != '\0' ? ": " : "", detail);
+		/* The detail, when there is one, says more than the code. */
+		snprintf(err, errlen, "%s", *detail != '\0' ? detail :
+		    curl_easy_strerror(rc));
 		if (code != 0) {
 			size_t n = strlen(err);
 

@@ -225,6 +225,21 @@ main(void)
 	is_int(verify(copy), JWT_INVALID, "signature one character long");
 	snprintf(copy, sizeof(copy), "%s.", KNOWN_H "." KNOWN_P);
 	is_int(verify(copy), JWT_INVALID, "empty signature");
+	/* Longer signatures (an RS256 one is 342 characters) are refused
+	 * without being decoded into a MAC-sized buffer. */
+	for (n = 44; n <= 1400; n = n < 48 ? n + 1 : n * 2) {
+		memset(pad, 'A', n);
+		pad[n] = '\0';
+		snprintf(copy, sizeof(copy), "%s.%s", KNOWN_H "." KNOWN_P, pad);
+		is_int(verify(copy), JWT_INVALID, "a signature of %zu "
+		    "characters", n);
+	}
+	memset(pad, 'x', 342);
+	pad[342] = '\0';
+	snprintf(copy, sizeof(copy), "%s.%s%s", KNOWN_H "." KNOWN_P, KNOWN_S,
+	    pad);
+	is_int(verify(copy), JWT_INVALID, "the right MAC followed by 342 "
+	    "more characters");
 	snprintf(copy, sizeof(copy), "%s.%s", KNOWN_H "." KNOWN_P,
 	    "wOF5Ce+A3uCNjE1RYxTMf6brIFCpelIjAkW4SqmqYNc");
 	is_int(verify(copy), JWT_INVALID, "signature in the standard "
