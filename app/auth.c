@@ -276,22 +276,27 @@ auth_signup(struct request *r)
 	} else if (user == NULL) {
 		return;
 	} else if (*PQgetvalue(user, 0, 1) != 't') {
-		/* Pending: whoever verifies the email sets the password. */
+		/*
+		 * Pending: whoever verifies the email sets the password.
+		 * Over the mail limit nothing changes: replacing the
+		 * password would void the links already sent and mail
+		 * none, leaving the account with no way to be verified.
+		 */
 		id = PQgetvalue(user, 0, 0);
 		p[0] = id;
 		p[1] = hash;
 		p[2] = r->in[SU_FIRST].s;
 		p[3] = r->in[SU_LAST].s;
 		p[4] = lang;
-		if (sql_run_or_reply(r, STMT_PENDING_UPDATE, p) == NULL)
+		if ((ok = mail_allowed(r, "verify_mail", email,
+		    VERIFY_MAILS)) < 0)
+			return;
+		if (ok && sql_run_or_reply(r, STMT_PENDING_UPDATE, p) == NULL)
 			return;
 		p[1] = "verify";
-		if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) == NULL)
-			return;
-		if ((ok = mail_allowed(r, "verify_mail", email,
-		    VERIFY_MAILS)) < 0 || (ok && send_link(r, MAIL_VERIFY,
-		    "verify", VERIFY_TTL, id, email, lang,
-		    r->in[SU_FIRST].s) != 0))
+		if (ok && (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) ==
+		    NULL || send_link(r, MAIL_VERIFY, "verify", VERIFY_TTL, id,
+		    email, lang, r->in[SU_FIRST].s) != 0))
 			return;
 	} else {
 		if ((ok = mail_allowed(r, "verify_mail", email,
@@ -364,13 +369,10 @@ auth_verify_email(struct request *r)
 }
 
 static void
-signin_failed(struct request *r, const char *key)
+signin_failed(struct request *r)
 {
-	int retry;
-
-	if (rate_hit(r, key, SIGNIN_WINDOW, &retry) >= 0)
-		reply_error(r, 401, "invalid_credentials",
-		    "The email or the password is wrong.", NULL);
+	reply_error(r, 401, "invalid_credentials",
+	    "The email or the password is wrong.", NULL);
 }
 
 void
@@ -381,28 +383,27 @@ auth_signin(struct request *r)
 	const char *p[1] = { email };
 	struct buf b = BUF_INIT;
 	PGresult *user;
-	int retry, n;
+	enum password_result pr;
 
-	if ((n = rate_peek(r, key, SIGNIN_WINDOW, &retry)) < 0)
-		return;
-	if (n >= SIGNIN_FAILS) {
-		reply_rate_limited(r, retry);
-		return;
-	}
-	if ((user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+	/* Counted as a failure until the password proves right. */
+	if (rate_take_or_reply(r, key, SIGNIN_WINDOW, SIGNIN_FAILS) != 0 ||
+	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
 		return;
 	/* No connection is held while hashing. */
 	sql_release(r);
 	if (PQntuples(user) == 0) {
 		password_burn(pw);
-		signin_failed(r, key);
+		signin_failed(r);
 		return;
 	}
-	switch (password_verify(PQgetvalue(user, 0, 3), pw)) {
+	if ((pr = password_verify(PQgetvalue(user, 0, 3), pw)) !=
+	    PASSWORD_MISMATCH)
+		rate_unhit(r, key, SIGNIN_WINDOW);
+	switch (pr) {
 	case PASSWORD_MATCH:
 		break;
 	case PASSWORD_MISMATCH:
-		signin_failed(r, key);
+		signin_failed(r);
 		return;
 	case PASSWORD_BUSY:
 		reply_error(r, 503, "unavailable", "The service is busy; "

@@ -34,6 +34,33 @@ rate_peek(struct request *r, const char *key, int window_s, int *retry_after)
 	return run(r, STMT_RATE_PEEK, key, window_s, retry_after);
 }
 
+int
+rate_take_or_reply(struct request *r, const char *key, int window_s,
+    int limit)
+{
+	int retry, n;
+
+	if ((n = rate_hit(r, key, window_s, &retry)) < 0)
+		return -1;
+	if (n > limit) {
+		rate_unhit(r, key, window_s);
+		reply_rate_limited(r, retry);
+		return -1;
+	}
+	return 0;
+}
+
+void
+rate_unhit(struct request *r, const char *key, int window_s)
+{
+	char window[16];
+	const char *params[2] = { key, window };
+	struct db_err err;
+
+	snprintf(window, sizeof(window), "%d", window_s);
+	(void)sql_run(r, STMT_RATE_UNHIT, params, &err);
+}
+
 void
 reply_rate_limited(struct request *r, int retry_after)
 {

@@ -17,6 +17,17 @@ int	rate_hit(struct request *, const char *key, int window_s,
 /* The count so far, without counting; -1 after replying an error. */
 int	rate_peek(struct request *, const char *key, int window_s,
 	    int *retry_after);
+/*
+ * Takes a place among the `limit` events of key allowed in the current
+ * window before the attempt it stands for is made, so that attempts
+ * made at once cannot overrun the limit (as counting after each check
+ * would let them).  Returns 0 with the place taken, or -1 after replying
+ * (429 with the place given back, or an error).
+ */
+int	rate_take_or_reply(struct request *, const char *key, int window_s,
+	    int limit);
+/* Gives back an event counted in the current window; errors ignored. */
+void	rate_unhit(struct request *, const char *key, int window_s);
 /* 429 rate_limited with Retry-After. */
 void	reply_rate_limited(struct request *, int retry_after);
 

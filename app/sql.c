@@ -70,14 +70,16 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	/*
 	 * A new pending account with its sign-up grant as the first ledger
 	 * row, in one statement.  No row back: the email (or, rarely, the
-	 * referral code) is taken.
+	 * referral code) is taken.  The app folds ASCII case; lower() here
+	 * and in STMT_USER_BY_EMAIL folds the rest as the CHECK on
+	 * users.email does, so "É" is stored and found as "é".
 	 */
 	S(STMT_SIGNUP_INSERT,
 	    "WITH s AS (SELECT coalesce((SELECT (value #>> '{}')::bigint"
 	    "  FROM admin_settings WHERE key = 'signup_credits'), 0) AS n),"
 	    " u AS (INSERT INTO users (email, password_hash, first_name,"
 	    "  last_name, language, referral_code, referred_by, credits)"
-	    "  SELECT $1, $2, $3, $4, $5, $6, $7, s.n FROM s"
+	    "  SELECT lower($1), $2, $3, $4, $5, $6, $7, s.n FROM s"
 	    "  ON CONFLICT DO NOTHING RETURNING id, credits),"
 	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
 	    "  reason, ref) SELECT id, credits, credits, 'signup', id::text"
@@ -87,7 +89,8 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT id, email_verified, banned_at IS NOT NULL, password_hash,"
 	    " first_name, language,"
 	    " (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
-	    " api_user(users) FROM users WHERE email = $1", 1, DB_RETRY),
+	    " api_user(users) FROM users WHERE email = lower($1)", 1,
+	    DB_RETRY),
 	S(STMT_PENDING_UPDATE,
 	    "UPDATE users SET password_hash = $2, first_name = $3,"
 	    " last_name = $4, language = $5"
@@ -155,6 +158,11 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " FROM rate_limits WHERE key = $1 AND window_start ="
 	    " to_timestamp(floor(extract(epoch FROM now()) / $2::int)"
 	    "  * $2::int)", 2, DB_RETRY),
+	/* Gives back one event of key $1 counted in the current window. */
+	S(STMT_RATE_UNHIT,
+	    "UPDATE rate_limits SET count = count - 1 WHERE key = $1"
+	    " AND window_start = to_timestamp(floor(extract(epoch FROM now())"
+	    "  / $2::int) * $2::int) AND count > 0", 2, 0),
 
 	S(STMT_PROFILE_UPDATE,
 	    "UPDATE users SET first_name = coalesce($2, first_name),"

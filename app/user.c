@@ -165,25 +165,23 @@ check_password_or_reply(struct request *r, const char *pw)
 	struct user *u = app_req(r)->user;
 	const char *key = arena_printf(r->arena, "signin_fail:%s", u->email);
 	const char *p[1] = { u->id };
+	enum password_result pr;
 	PGresult *res;
-	int retry, n;
 
-	if ((n = rate_peek(r, key, SIGNIN_WINDOW, &retry)) < 0)
-		return -1;
-	if (n >= SIGNIN_FAILS) {
-		reply_rate_limited(r, retry);
-		return -1;
-	}
-	if ((res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
+	/* Counted as a failure until the password proves right. */
+	if (rate_take_or_reply(r, key, SIGNIN_WINDOW, SIGNIN_FAILS) != 0 ||
+	    (res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
 		return -1;
 	sql_release(r);
-	switch (password_verify(PQgetvalue(res, 0, 0), pw)) {
+	if ((pr = password_verify(PQgetvalue(res, 0, 0), pw)) !=
+	    PASSWORD_MISMATCH)
+		rate_unhit(r, key, SIGNIN_WINDOW);
+	switch (pr) {
 	case PASSWORD_MATCH:
 		return 0;
 	case PASSWORD_MISMATCH:
-		if (rate_hit(r, key, SIGNIN_WINDOW, &retry) >= 0)
-			reply_error(r, 401, "invalid_credentials",
-			    "The password is wrong.", NULL);
+		reply_error(r, 401, "invalid_credentials",
+		    "The password is wrong.", NULL);
 		return -1;
 	case PASSWORD_BUSY:
 		reply_error(r, 503, "unavailable", "The service is busy; "

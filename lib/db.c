@@ -66,7 +66,9 @@ db_error(PGconn *conn, const PGresult *res, const char *what,
 	err->status = 500;
 	err->code = "internal_error";
 	err->message = "Something went wrong on our side.";
-	if (state == NULL && conn != NULL && PQstatus(conn) == CONNECTION_BAD)
+	/* No connection left at all (a reconnect failed) is the same. */
+	if (state == NULL && (conn == NULL ||
+	    PQstatus(conn) == CONNECTION_BAD))
 		state = "08006";
 	if (state != NULL)
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);

@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +13,7 @@ static char *
 param(struct arena *a, const char *h, size_t n, const char *key)
 {
 	size_t klen = strlen(key), i = 0, start;
+	bool quoted;
 
 	while (i < n) {
 		while (i < n && (h[i] == ';' || h[i] == ' ' || h[i] == '\t'))
@@ -31,8 +33,10 @@ param(struct arena *a, const char *h, size_t n, const char *key)
 				i++;
 			return arena_strndup(a, h + start, i - start);
 		}
-		while (i < n && h[i] != ';')
-			i++;
+		/* On to the next parameter: a ';' in quotes is not one. */
+		for (quoted = false; i < n && (quoted || h[i] != ';'); i++)
+			if (h[i] == '"')
+				quoted = !quoted;
 	}
 	return NULL;
 }
