@@ -361,7 +361,7 @@ auth_verify_email(struct request *r)
 		    NULL);
 		return;
 	}
-	if (session_signed_in_or_reply(r, p[0], PQgetvalue(res, 0, 1),
+	if (session_signed_in_or_reply(r, p[0], res, 1,
 	    atoll(PQgetvalue(res, 0, 0)), &b) == 0 &&
 	    sql_commit_or_reply(r) == 0)
 		reply_json(r, 200, &b);
@@ -425,7 +425,7 @@ auth_signin(struct request *r)
 		return;
 	}
 	if (session_signed_in_or_reply(r, PQgetvalue(user, 0, 0),
-	    PQgetvalue(user, 0, 7), atoll(PQgetvalue(user, 0, 6)), &b) == 0)
+	    user, 7, atoll(PQgetvalue(user, 0, 6)), &b) == 0)
 		reply_json(r, 200, &b);
 	buf_free(&b);
 }

@@ -19,6 +19,7 @@
 #include "app.h"
 #include "chat.h"
 #include "ratelimit.h"
+#include "render.h"
 #include "session.h"
 #include "settings.h"
 #include "sql.h"
@@ -55,9 +56,9 @@ struct turn {
 	bool			 stream;
 	struct persona		 persona;
 	const char		*model;
-	const char		*conv_json;
+	const PGresult		*conv;		/* CONV_COLS from column 0 */
 	const char		*user_msg_id;
-	const char		*user_msg_json;
+	const PGresult		*user_msg;	/* MSG_COLS from column 0 */
 	const char		*turn_id;
 	long long		 credits_left;
 	struct ai_message	*msgs;
@@ -181,7 +182,7 @@ reserve_or_reply(struct turn *t)
 			return -1;
 		}
 		if (persona == NULL)
-			persona = PQgetvalue(res, 0, 1);
+			persona = PQgetvalue(res, 0, 2);
 	} else if (persona == NULL)
 		persona = "general";
 	if (settings_persona(t->set, persona, &t->persona) != 0) {
@@ -208,7 +209,7 @@ reserve_or_reply(struct turn *t)
 	if ((res = sql_run_or_reply(r, STMT_MSG_INSERT, p)) == NULL)
 		return -1;
 	t->user_msg_id = PQgetvalue(res, 0, 0);
-	t->user_msg_json = PQgetvalue(res, 0, 1);
+	t->user_msg = res;
 
 	snprintf(cost, sizeof(cost), "%lld", t->persona.credits);
 	p[0] = t->user->id;
@@ -229,7 +230,7 @@ reserve_or_reply(struct turn *t)
 	p[1] = t->user->id;
 	if ((res = sql_run_or_reply(r, STMT_CONV_TOUCH, p)) == NULL)
 		return -1;
-	t->conv_json = PQgetvalue(res, 0, 0);
+	t->conv = res;
 	p[0] = t->user->id;
 	if ((res = sql_run_or_reply(r, STMT_TURN_START, p)) == NULL)
 		return -1;
@@ -276,7 +277,8 @@ on_delta(void *ctx, const char *p, size_t n)
 
 /* Step 3, with an answer: store it, charged.  -1 on a database error. */
 static int
-store_answer(struct turn *t, const struct ai_result *ai, const char **msg)
+store_answer(struct turn *t, const struct ai_result *ai,
+    const PGresult **msg)
 {
 	struct request *r = t->r;
 	char cost[24], pt[24], ct[24];
@@ -299,10 +301,10 @@ store_answer(struct turn *t, const struct ai_result *ai, const char **msg)
 	if (sql_begin(r, &err) != 0 ||
 	    (res = sql_run(r, STMT_MSG_INSERT, p, &err)) == NULL)
 		goto fail;
-	*msg = PQgetvalue(res, 0, 1);
+	*msg = res;
 	if ((res = sql_run(r, STMT_CONV_TOUCH, p, &err)) == NULL)
 		goto fail;
-	t->conv_json = PQgetvalue(res, 0, 0);
+	t->conv = res;
 	p[0] = t->turn_id;
 	if (sql_run(r, STMT_TURN_END, p, &err) == NULL)
 		goto fail;
@@ -382,7 +384,7 @@ stream_error(struct turn *t, const char *code, const char *message)
 }
 
 static void
-reply_done(struct turn *t, const char *msg, const struct ai_result *ai)
+reply_done(struct turn *t, const PGresult *msg, const struct ai_result *ai)
 {
 	struct buf b = BUF_INIT;
 	struct jw w;
@@ -390,10 +392,13 @@ reply_done(struct turn *t, const char *msg, const struct ai_result *ai)
 	jw_init(&w, &b);
 	jw_obj(&w);
 	if (!t->stream) {
-		jw_kraw(&w, "conversation", t->conv_json);
-		jw_kraw(&w, "user_message", t->user_msg_json);
+		jw_key(&w, "conversation");
+		render_conversation(&w, t->conv, 0, 0);
+		jw_key(&w, "user_message");
+		render_message(&w, t->user_msg, 0, 0);
 	}
-	jw_kraw(&w, "assistant_message", msg);
+	jw_key(&w, "assistant_message");
+	render_message(&w, msg, 0, 0);
 	jw_kint(&w, "credits_remaining", t->credits_left);
 	if (t->stream) {
 		jw_kobj(&w, "usage");
@@ -419,8 +424,10 @@ start_stream(struct turn *t)
 		return;
 	jw_init(&w, &b);
 	jw_obj(&w);
-	jw_kraw(&w, "conversation", t->conv_json);
-	jw_kraw(&w, "user_message", t->user_msg_json);
+	jw_key(&w, "conversation");
+	render_conversation(&w, t->conv, 0, 0);
+	jw_key(&w, "user_message");
+	render_message(&w, t->user_msg, 0, 0);
 	jw_end(&w);
 	send_event(t, "start", &b);
 	buf_free(&b);
@@ -433,7 +440,8 @@ run_turn(struct turn *t)
 	const struct settings *s = t->set;
 	struct ai_turn at = { 0 };
 	struct ai_result ai;
-	const char *msg, *code, *message;
+	const char *code, *message;
+	const PGresult *msg;
 	bool keep;
 	int status;
 
@@ -489,43 +497,40 @@ run_turn(struct turn *t)
 		reply_error(r, status, code, message, NULL);
 }
 
-static bool
-wants_stream(struct request *r, const struct jvalue *v)
+/*
+ * Runs a turn: the conversation and persona as asked (NULL: a new
+ * conversation; the conversation's persona), streamed per `stream`
+ * or, when that field is absent, per the Accept header.
+ */
+static void
+turn(struct request *r, const char *content, const char *conv_id,
+    const char *persona_id, const struct jvalue *stream)
 {
 	const char *accept = req_param(r, "HTTP_ACCEPT");
+	struct turn t = { 0 };
 
-	if (v->present)
-		return v->b;
-	return accept != NULL && strstr(accept, "text/event-stream") != NULL;
+	t.r = r;
+	t.set = settings_for(r);
+	t.user = app_req(r)->user;
+	t.content = content;
+	t.conv_id = conv_id;
+	t.persona_id = persona_id;
+	t.stream = stream->present ? stream->b : accept != NULL &&
+	    strstr(accept, "text/event-stream") != NULL;
+	run_turn(&t);
+	buf_free(&t.answer);
 }
 
 void
 chat_send(struct request *r)
 {
-	struct turn t = { 0 };
-
-	t.r = r;
-	t.set = settings_for(r);
-	t.user = app_req(r)->user;
-	t.content = r->in[CS_CONTENT].s;
-	t.conv_id = r->in[CS_CONV].present ? r->in[CS_CONV].s : NULL;
-	t.persona_id = r->in[CS_PERSONA].present ? r->in[CS_PERSONA].s : NULL;
-	t.stream = wants_stream(r, &r->in[CS_STREAM]);
-	run_turn(&t);
-	buf_free(&t.answer);
+	turn(r, r->in[CS_CONTENT].s, r->in[CS_CONV].present ?
+	    r->in[CS_CONV].s : NULL, r->in[CS_PERSONA].present ?
+	    r->in[CS_PERSONA].s : NULL, &r->in[CS_STREAM]);
 }
 
 void
 chat_message(struct request *r)
 {
-	struct turn t = { 0 };
-
-	t.r = r;
-	t.set = settings_for(r);
-	t.user = app_req(r)->user;
-	t.content = r->in[CM_CONTENT].s;
-	t.conv_id = r->params[0];
-	t.stream = wants_stream(r, &r->in[CM_STREAM]);
-	run_turn(&t);
-	buf_free(&t.answer);
+	turn(r, r->in[CM_CONTENT].s, r->params[0], NULL, &r->in[CM_STREAM]);
 }

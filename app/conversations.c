@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "list.h"
+#include "render.h"
 #include "session.h"
 #include "settings.h"
 #include "sql.h"
@@ -111,7 +112,7 @@ conv_list(struct request *r)
 	jw_obj(&w);
 	jw_karr(&w, "conversations");
 	for (i = 0; i < n && i < lp.limit; i++)
-		jw_raw(&w, PQgetvalue(res, i, 2));
+		render_conversation(&w, res, i, 2);
 	jw_end(&w);
 	list_next_cursor(r, &w, n > lp.limit ? cursor_of(r, res,
 	    lp.limit - 1) : NULL);
@@ -133,7 +134,8 @@ conv_create(struct request *r)
 		return;
 	jw_init(&w, &b);
 	jw_obj(&w);
-	jw_kraw(&w, "conversation", PQgetvalue(res, 0, 1));
+	jw_key(&w, "conversation");
+	render_conversation(&w, res, 0, 0);
 	jw_end(&w);
 	reply_json(r, 201, &b);
 	buf_free(&b);
@@ -169,10 +171,11 @@ conv_get(struct request *r)
 	skip = n > lp.limit;
 	jw_init(&w, &b);
 	jw_obj(&w);
-	jw_kraw(&w, "conversation", PQgetvalue(conv, 0, 0));
+	jw_key(&w, "conversation");
+	render_conversation(&w, conv, 0, 0);
 	jw_karr(&w, "messages");
 	for (i = skip; i < n; i++)
-		jw_raw(&w, PQgetvalue(res, i, 2));
+		render_message(&w, res, i, 2);
 	jw_end(&w);
 	jw_key(&w, "messages_cursor");
 	list_cursor_value(r, &w, skip ? cursor_of(r, res, 1) : NULL);
@@ -203,7 +206,8 @@ conv_update(struct request *r)
 	}
 	jw_init(&w, &b);
 	jw_obj(&w);
-	jw_kraw(&w, "conversation", PQgetvalue(res, 0, 0));
+	jw_key(&w, "conversation");
+	render_conversation(&w, res, 0, 0);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);

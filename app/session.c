@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "render.h"
 #include "session.h"
 #include "sql.h"
 #include "lib/clock.h"
@@ -45,8 +46,8 @@ ended(const struct jwt_claims *c, const PGresult *res)
 
 	if (c->iat * 1000 >= tva_ms)
 		return false;
-	return PQgetisnull(res, 0, 10) ||
-	    strcmp(c->sid, PQgetvalue(res, 0, 10)) != 0;
+	return PQgetisnull(res, 0, 9) ||
+	    strcmp(c->sid, PQgetvalue(res, 0, 9)) != 0;
 }
 
 int
@@ -99,7 +100,8 @@ session_auth_or_reply(struct request *r, enum access level)
 	u->email = PQgetvalue(res, 0, 6);
 	u->first_name = PQgetvalue(res, 0, 7);
 	u->language = PQgetvalue(res, 0, 8);
-	u->json = PQgetvalue(res, 0, 9);
+	u->row = res;
+	u->col = 10;
 	app_req(r)->user = u;
 	r->user_id = u->id;
 	log_set_user(u->id);
@@ -171,13 +173,14 @@ session_issue_or_reply(struct request *r, const char *user_id,
 
 int
 session_signed_in_or_reply(struct request *r, const char *user_id,
-    const char *user_json, long long tva_ms, struct buf *out)
+    const PGresult *user, int col, long long tva_ms, struct buf *out)
 {
 	struct jw w;
 
 	jw_init(&w, out);
 	jw_obj(&w);
-	jw_kraw(&w, "user", user_json);
+	jw_key(&w, "user");
+	render_user(&w, user, 0, col);
 	if (session_issue_or_reply(r, user_id, NULL, tva_ms, &w) != 0)
 		return -1;
 	jw_end(&w);

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include <libpq-fe.h>
+
 #include "app.h"
 #include "lib/jsonw.h"
 
@@ -22,7 +24,8 @@ struct user {
 	const char	*email;
 	const char	*first_name;
 	const char	*language;
-	const char	*json;		/* the API user object */
+	const PGresult	*row;		/* the user object's columns ... */
+	int		 col;		/* ... from this one on */
 	const char	*sid;		/* the token's session family */
 };
 
@@ -50,6 +53,6 @@ int	session_issue_or_reply(struct request *, const char *user_id,
  * into out.  Returns 0, or -1 after replying.
  */
 int	session_signed_in_or_reply(struct request *, const char *user_id,
-	    const char *user_json, long long tva_ms, struct buf *out);
+	    const PGresult *user, int col, long long tva_ms, struct buf *out);
 
 #endif

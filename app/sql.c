@@ -1,5 +1,6 @@
 #include "sql.h"
 #include "app.h"
+#include "render.h"
 #include "lib/arena.h"
 #include "lib/request.h"
 
@@ -31,7 +32,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT u.role, u.banned_at IS NOT NULL, u.email_verified,"
 	    " (extract(epoch FROM u.tokens_valid_after) * 1000)::bigint,"
 	    " u.credits, u.plan, u.email, u.first_name, u.language,"
-	    " api_user(u), u.tokens_valid_family"
+	    " u.tokens_valid_family, " USER_COLS("u")
 	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
 	S(STMT_REFRESH_INSERT,
 	    "INSERT INTO refresh_tokens (user_id, family_id, token_hash,"
@@ -89,7 +90,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT id, email_verified, banned_at IS NOT NULL, password_hash,"
 	    " first_name, language,"
 	    " (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
-	    " api_user(users) FROM users WHERE email = lower($1)", 1,
+	    " " USER_COLS("users") " FROM users WHERE email = lower($1)", 1,
 	    DB_RETRY),
 	S(STMT_PENDING_UPDATE,
 	    "UPDATE users SET password_hash = $2, first_name = $3,"
@@ -122,7 +123,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " email_verified_at = coalesce(email_verified_at, now())"
 	    " WHERE id = $1 AND banned_at IS NULL"
 	    " RETURNING (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
-	    " api_user(users)", 1, 0),
+	    " " USER_COLS("users"), 1, 0),
 	/*
 	 * A new password ends every session but family $3 (access tokens
 	 * through tokens_valid_after) and proves the email, as a reset link
@@ -168,42 +169,41 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "UPDATE users SET first_name = coalesce($2, first_name),"
 	    " last_name = coalesce($3, last_name),"
 	    " language = coalesce($4, language)"
-	    " WHERE id = $1 RETURNING api_user(users)", 4, 0),
+	    " WHERE id = $1 RETURNING " USER_COLS("users"), 4, 0),
 	S(STMT_LEDGER_PAGE,
-	    "SELECT l.id, api_ledger(l) FROM credit_ledger l"
+	    "SELECT l.id, " LEDGER_COLS("l") " FROM credit_ledger l"
 	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)"
 	    " ORDER BY l.id DESC LIMIT $3", 3, DB_RETRY),
-	/* Everything held about a user, as one JSON document. */
-	S(STMT_USER_EXPORT,
-	    "SELECT json_build_object("
-	    " 'exported_at', api_ts(now()),"
-	    " 'profile', api_user(u),"
-	    " 'conversations', coalesce((SELECT json_agg(json_build_object("
-	    "   'conversation', api_conversation(c),"
-	    "   'messages', coalesce((SELECT json_agg(api_message(m)"
-	    "     ORDER BY m.created_at, m.id) FROM messages m"
-	    "     WHERE m.conversation_id = c.id AND m.user_id = u.id),"
-	    "     '[]'))"
-	    "   ORDER BY c.created_at, c.id) FROM conversations c"
-	    "   WHERE c.user_id = u.id), '[]'),"
-	    " 'ledger', coalesce((SELECT json_agg(api_ledger(l) ORDER BY l.id)"
-	    "   FROM credit_ledger l WHERE l.user_id = u.id), '[]'),"
-	    " 'transactions', coalesce((SELECT json_agg(api_transaction(t)"
-	    "   ORDER BY t.created_at, t.id) FROM transactions t"
-	    "   WHERE t.user_id = u.id), '[]'),"
-	    " 'referrals', coalesce((SELECT json_agg(json_build_object("
-	    "   'first_name', r.referred_first_name, 'status', r.status,"
-	    "   'created_at', api_ts(r.created_at),"
-	    "   'credits_awarded', r.credits_awarded,"
-	    "   'cash_awarded_cents', api_cents(r.cash_awarded))"
-	    "   ORDER BY r.created_at, r.id) FROM referrals r"
-	    "   WHERE r.user_id = u.id), '[]'))::text"
-	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
+	/*
+	 * The data export, read in one snapshot: conversations, then their
+	 * messages in the same order, the ledger, transactions, referrals.
+	 */
+	S(STMT_SNAPSHOT,
+	    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, 0),
+	S(STMT_EXPORT_CONVS,
+	    "SELECT " CONV_COLS("c") " FROM conversations c"
+	    " WHERE c.user_id = $1 ORDER BY c.created_at, c.id", 1, 0),
+	S(STMT_EXPORT_MESSAGES,
+	    "SELECT " MSG_COLS("m") " FROM messages m"
+	    " JOIN conversations c ON c.id = m.conversation_id"
+	    " AND c.user_id = m.user_id WHERE m.user_id = $1"
+	    " ORDER BY c.created_at, c.id, m.created_at, m.id", 1, 0),
+	S(STMT_EXPORT_LEDGER,
+	    "SELECT " LEDGER_COLS("l") " FROM credit_ledger l"
+	    " WHERE l.user_id = $1 ORDER BY l.id", 1, 0),
+	S(STMT_EXPORT_TRANSACTIONS,
+	    "SELECT " TX_COLS("t") " FROM transactions t"
+	    " WHERE t.user_id = $1 ORDER BY t.created_at, t.id", 1, 0),
+	S(STMT_EXPORT_REFERRALS,
+	    "SELECT r.referred_first_name, r.status, r.created_at,"
+	    " r.credits_awarded, (r.cash_awarded * 100)::bigint"
+	    " FROM referrals r WHERE r.user_id = $1"
+	    " ORDER BY r.created_at, r.id", 1, 0),
 	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0),
 
 	/* Most recently updated first; the cursor is (updated_at, id). */
 	S(STMT_CONV_LIST,
-	    "SELECT api_us(c.updated_at), c.id, api_conversation(c)"
+	    "SELECT api_us(c.updated_at), c.id, " CONV_COLS("c")
 	    " FROM conversations c WHERE c.user_id = $1"
 	    " AND ($2::text IS NULL OR c.title ILIKE $2)"
 	    " AND ($3::bigint IS NULL OR (c.updated_at, c.id)"
@@ -211,21 +211,21 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " ORDER BY c.updated_at DESC, c.id DESC LIMIT $5", 5, DB_RETRY),
 	S(STMT_CONV_CREATE,
 	    "INSERT INTO conversations (user_id, title, persona)"
-	    " VALUES ($1, $2, $3) RETURNING id, api_conversation(conversations)",
+	    " VALUES ($1, $2, $3) RETURNING " CONV_COLS("conversations"),
 	    3, 0),
 	S(STMT_CONV_GET,
-	    "SELECT api_conversation(c), c.persona FROM conversations c"
+	    "SELECT " CONV_COLS("c") " FROM conversations c"
 	    " WHERE c.id = $1 AND c.user_id = $2", 2, DB_RETRY),
 	S(STMT_CONV_LOCK,
-	    "SELECT api_conversation(c), c.persona FROM conversations c"
+	    "SELECT " CONV_COLS("c") " FROM conversations c"
 	    " WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE", 2, 0),
 	/*
 	 * The newest $5 messages before the cursor (created_at, id), served
 	 * oldest first.
 	 */
 	S(STMT_CONV_MESSAGES,
-	    "SELECT s.us, s.id, s.j FROM (SELECT api_us(m.created_at) AS us,"
-	    "  m.id, api_message(m) AS j, m.created_at FROM messages m"
+	    "SELECT api_us(s.created_at), s.id, " MSG_COLS("s")
+	    " FROM (SELECT m.* FROM messages m"
 	    "  WHERE m.conversation_id = $1 AND m.user_id = $2"
 	    "  AND ($3::bigint IS NULL OR (m.created_at, m.id)"
 	    "   < (api_from_us($3), $4::uuid))"
@@ -235,14 +235,14 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "UPDATE conversations SET title = coalesce($3, title),"
 	    " persona = coalesce($4, persona)"
 	    " WHERE id = $1 AND user_id = $2"
-	    " RETURNING api_conversation(conversations)", 4, 0),
+	    " RETURNING " CONV_COLS("conversations"), 4, 0),
 	S(STMT_CONV_DELETE,
 	    "DELETE FROM conversations WHERE id = $1 AND user_id = $2"
 	    " RETURNING id", 2, 0),
 	S(STMT_CONV_TOUCH,
 	    "UPDATE conversations SET message_count = message_count + 1,"
 	    " updated_at = now() WHERE id = $1 AND user_id = $2"
-	    " RETURNING api_conversation(conversations)", 2, 0),
+	    " RETURNING " CONV_COLS("conversations"), 2, 0),
 
 	/* Serialises a user's turns: the reservation checks run under it. */
 	S(STMT_USER_LOCK,
@@ -276,7 +276,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "INSERT INTO messages (conversation_id, user_id, sender, content,"
 	    " persona, credits_consumed, prompt_tokens, completion_tokens,"
 	    " model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-	    " RETURNING id, api_message(messages)", 9, 0),
+	    " RETURNING " MSG_COLS("messages"), 9, 0),
 	S(STMT_HISTORY,
 	    "SELECT sender, content FROM messages"
 	    " WHERE conversation_id = $1 AND user_id = $2 AND id <> $3"

@@ -11,8 +11,10 @@
 #include "mail.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "render.h"
 #include "session.h"
 #include "sql.h"
+#include "lib/clock.h"
 #include "lib/jsonw.h"
 #include "lib/password.h"
 
@@ -48,14 +50,15 @@ const struct jfield user_delete_in[] = {
 #define SIGNIN_WINDOW	(15 * 60)
 
 static void
-reply_user(struct request *r, int status, const char *user_json)
+reply_user(struct request *r, int status, const PGresult *res, int col)
 {
 	struct buf b = BUF_INIT;
 	struct jw w;
 
 	jw_init(&w, &b);
 	jw_obj(&w);
-	jw_kraw(&w, "user", user_json);
+	jw_key(&w, "user");
+	render_user(&w, res, 0, col);
 	jw_end(&w);
 	reply_json(r, status, &b);
 	buf_free(&b);
@@ -64,7 +67,7 @@ reply_user(struct request *r, int status, const char *user_json)
 void
 user_profile(struct request *r)
 {
-	reply_user(r, 200, app_req(r)->user->json);
+	reply_user(r, 200, app_req(r)->user->row, app_req(r)->user->col);
 }
 
 void
@@ -83,7 +86,7 @@ user_profile_update(struct request *r)
 		return;
 	}
 	if ((res = sql_run_or_reply(r, STMT_PROFILE_UPDATE, p)) != NULL)
-		reply_user(r, 200, PQgetvalue(res, 0, 0));
+		reply_user(r, 200, res, 0);
 }
 
 void
@@ -117,7 +120,7 @@ user_credits(struct request *r)
 	jw_kstr(&w, "plan", u->plan);
 	jw_karr(&w, "ledger");
 	for (i = 0; i < n && i < lp.limit; i++)
-		jw_raw(&w, PQgetvalue(res, i, 1));
+		render_ledger(&w, res, i, 1);
 	jw_end(&w);
 	list_next_cursor(r, &w, n > lp.limit ?
 	    PQgetvalue(res, lp.limit - 1, 0) : NULL);
@@ -228,18 +231,99 @@ user_change_password(struct request *r)
 	reply(r, 200, "application/json", "{}", 2);
 }
 
-void
-user_export(struct request *r)
+/* One export query's rows written with their renderer. */
+static int
+export_list(struct request *r, struct jw *w, const char *key, enum stmt s,
+    void (*render)(struct jw *, const PGresult *, int, int))
 {
 	const char *p[1] = { app_req(r)->user->id };
 	PGresult *res;
+	int i;
 
-	if ((res = sql_run_or_reply(r, STMT_USER_EXPORT, p)) == NULL)
+	if ((res = sql_run_or_reply(r, s, p)) == NULL)
+		return -1;
+	jw_karr(w, key);
+	for (i = 0; i < PQntuples(res); i++)
+		render(w, res, i, 0);
+	jw_end(w);
+	return 0;
+}
+
+static void
+render_referral(struct jw *w, const PGresult *res, int row, int c)
+{
+	jw_obj(w);
+	jw_kstr(w, "first_name", PQgetvalue(res, row, c));
+	jw_kstr(w, "status", PQgetvalue(res, row, c + 1));
+	jw_key(w, "created_at");
+	render_ts(w, PQgetvalue(res, row, c + 2));
+	jw_kint(w, "credits_awarded", atoll(PQgetvalue(res, row, c + 3)));
+	jw_kint(w, "cash_awarded_cents", atoll(PQgetvalue(res, row, c + 4)));
+	jw_end(w);
+}
+
+/*
+ * Conversations with their messages: both lists come in the same
+ * conversation order, so one walk pairs them.
+ */
+static int
+export_conversations(struct request *r, struct jw *w)
+{
+	const char *p[1] = { app_req(r)->user->id };
+	PGresult *convs, *msgs;
+	int i, m = 0, nm;
+
+	if ((convs = sql_run_or_reply(r, STMT_EXPORT_CONVS, p)) == NULL ||
+	    (msgs = sql_run_or_reply(r, STMT_EXPORT_MESSAGES, p)) == NULL)
+		return -1;
+	nm = PQntuples(msgs);
+	jw_karr(w, "conversations");
+	for (i = 0; i < PQntuples(convs); i++) {
+		jw_obj(w);
+		jw_key(w, "conversation");
+		render_conversation(w, convs, i, 0);
+		jw_karr(w, "messages");
+		for (; m < nm && strcmp(PQgetvalue(msgs, m, 1),
+		    PQgetvalue(convs, i, 0)) == 0; m++)
+			render_message(w, msgs, m, 0);
+		jw_end(w);
+		jw_end(w);
+	}
+	jw_end(w);
+	return 0;
+}
+
+void
+user_export(struct request *r)
+{
+	struct user *u = app_req(r)->user;
+	struct buf b = BUF_INIT;
+	char now[RFC3339_LEN];
+	struct jw w;
+
+	clock_rfc3339_now(now);
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_kstr(&w, "exported_at", now);
+	jw_key(&w, "profile");
+	render_user(&w, u->row, 0, u->col);
+	if (sql_begin_or_reply(r) != 0 ||
+	    sql_run_or_reply(r, STMT_SNAPSHOT, NULL) == NULL ||
+	    export_conversations(r, &w) != 0 ||
+	    export_list(r, &w, "ledger", STMT_EXPORT_LEDGER,
+	    render_ledger) != 0 ||
+	    export_list(r, &w, "transactions", STMT_EXPORT_TRANSACTIONS,
+	    render_transaction) != 0 ||
+	    export_list(r, &w, "referrals", STMT_EXPORT_REFERRALS,
+	    render_referral) != 0 || sql_commit_or_reply(r) != 0) {
+		buf_free(&b);
 		return;
+	}
+	jw_end(&w);
 	req_add_header(r, "Content-Disposition",
 	    "attachment; filename=\"miky-export.json\"");
-	reply(r, 200, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	reply_json(r, 200, &b);
+	buf_free(&b);
 }
 
 void

@@ -117,7 +117,7 @@ db_connect(const char *conninfo, const char *appname)
 static int
 open_slot(struct db *d)
 {
-	char sql[64];
+	char sql[128];
 	PGresult *res;
 	int i;
 
@@ -126,7 +126,9 @@ open_slot(struct db *d)
 	d->conn = db_connect(pool.cfg.conninfo, pool.cfg.application_name);
 	if (d->conn == NULL)
 		return -1;
-	snprintf(sql, sizeof(sql), "SET statement_timeout = %d",
+	/* UTC and ISO: timestamps reach the app in one known text form. */
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %d; "
+	    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'",
 	    pool.cfg.statement_timeout_ms);
 	res = PQexec(d->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -1,11 +1,18 @@
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <argon2.h>
 
+#include "b64.h"
 #include "log.h"
+#include "num.h"
 #include "password.h"
 #include "token.h"
 
@@ -15,82 +22,276 @@
 #define SALT_LEN	16
 #define HASH_LEN	32
 #define WAIT_SECONDS	10
+#define MAX_SLOTS	64
+#define PHC_PREFIX	"$argon2id$v=19$"
 
-static pthread_mutex_t	mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	cv = PTHREAD_COND_INITIALIZER;
-static int		slots = 2;
-static int		in_use;
+/*
+ * A slot is the right to run one hash, with its own 19 MiB of memory,
+ * mapped once and reused: allocating it per hash costs more in page
+ * faults than the hash itself when many threads take turns.
+ */
+struct slot {
+	bool	 busy;
+	void	*mem;
+	size_t	 size;
+};
+
+struct waiter {
+	struct waiter	*next;
+};
+
+static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 cv = PTHREAD_COND_INITIALIZER;
+static struct slot	 slotv[MAX_SLOTS];
+static int		 nslots = 2;
+/* Waiters are served in arrival order. */
+static struct waiter	*queue, **queue_tail = &queue;
+
+static _Thread_local struct slot *mine;
 
 void
 password_init(int max_concurrent)
 {
-	slots = max_concurrent > 0 ? max_concurrent : 1;
+	nslots = max_concurrent < 1 ? 1 : max_concurrent > MAX_SLOTS ?
+	    MAX_SLOTS : max_concurrent;
 }
 
+static struct slot *
+free_slot(void)
+{
+	int i;
+
+	for (i = 0; i < nslots; i++)
+		if (!slotv[i].busy)
+			return &slotv[i];
+	return NULL;
+}
+
+static void
+dequeue(struct waiter *w)
+{
+	struct waiter **pp;
+
+	for (pp = &queue; *pp != w; pp = &(*pp)->next)
+		;
+	*pp = w->next;
+	if (queue_tail == &w->next)
+		queue_tail = pp;
+}
+
+/* Takes a slot, waiting in line for up to WAIT_SECONDS. */
 static int
 enter(void)
 {
 	struct timespec deadline;
+	struct waiter w = { NULL };
 	int rc = 0;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += WAIT_SECONDS;
 	pthread_mutex_lock(&mu);
-	while (in_use >= slots && rc != ETIMEDOUT)
+	*queue_tail = &w;
+	queue_tail = &w.next;
+	while ((queue != &w || free_slot() == NULL) && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&cv, &mu, &deadline);
-	if (in_use < slots) {
-		in_use++;
+	if (queue == &w && (mine = free_slot()) != NULL) {
+		mine->busy = true;
 		rc = 0;
-	}
+	} else
+		rc = -1;
+	dequeue(&w);
+	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
 	if (rc != 0)
 		log_warnx("password hashing busy for %d s", WAIT_SECONDS);
-	return rc == 0 ? 0 : -1;
+	return rc;
 }
 
 static void
 leave(void)
 {
 	pthread_mutex_lock(&mu);
-	in_use--;
-	pthread_cond_signal(&cv);
+	mine->busy = false;
+	mine = NULL;
+	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
+}
+
+/* libargon2's allocator: the slot's memory when it is big enough. */
+static int
+slot_alloc(uint8_t **memory, size_t bytes)
+{
+	if (mine != NULL && mine->mem == NULL && bytes <= (size_t)M_COST *
+	    1024 + 4096) {
+		void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p != MAP_FAILED) {
+			mine->mem = p;
+			mine->size = bytes;
+		}
+	}
+	if (mine != NULL && mine->mem != NULL && bytes <= mine->size) {
+		*memory = mine->mem;
+		return 0;
+	}
+	*memory = malloc(bytes);
+	return *memory != NULL ? 0 : -1;
+}
+
+static void
+slot_free(uint8_t *memory, size_t bytes)
+{
+	(void)bytes;
+	if (mine == NULL || (void *)memory != mine->mem)
+		free(memory);
+}
+
+/* Runs argon2id over pw and salt into out with the given costs. */
+static int
+run(const char *pw, const uint8_t *salt, size_t saltlen, uint32_t m,
+    uint32_t t, uint32_t p, uint8_t *out, size_t outlen)
+{
+	argon2_context ctx = {
+		.out = out, .outlen = (uint32_t)outlen,
+		.pwd = (uint8_t *)(uintptr_t)pw, .pwdlen = (uint32_t)strlen(pw),
+		.salt = (uint8_t *)(uintptr_t)salt,
+		.saltlen = (uint32_t)saltlen,
+		.t_cost = t, .m_cost = m, .lanes = p, .threads = p,
+		.version = ARGON2_VERSION_13,
+		.allocate_cbk = slot_alloc, .free_cbk = slot_free,
+		.flags = ARGON2_DEFAULT_FLAGS,
+	};
+
+	return argon2id_ctx(&ctx);
+}
+
+/* Standard base64 without padding, as PHC strings use it. */
+static void
+phc_b64(const uint8_t *in, size_t n, char *out)
+{
+	size_t len;
+
+	b64_encode(in, n, out);
+	len = strlen(out);
+	while (len > 0 && out[len - 1] == '=')
+		out[--len] = '\0';
+}
+
+static long
+phc_unb64(const char *in, size_t n, uint8_t *out, size_t max)
+{
+	char tmp[128];
+	size_t i;
+
+	if (n >= sizeof(tmp) || n * 3 / 4 > max)
+		return -1;
+	/* The URL alphabet differs in two characters; map them over. */
+	for (i = 0; i < n; i++) {
+		if (in[i] == '-' || in[i] == '_')
+			return -1;
+		tmp[i] = in[i] == '+' ? '-' : in[i] == '/' ? '_' : in[i];
+	}
+	return b64url_decode(tmp, n, out);
+}
+
+struct phc {
+	uint32_t	 m, t, p;
+	uint8_t		 salt[64];
+	size_t		 saltlen;
+	uint8_t		 hash[64];
+	size_t		 hashlen;
+};
+
+/* Reads one "k=N" field ending at `end` into *v. */
+static int
+phc_param(const char **s, char key, char end, uint32_t *v)
+{
+	const char *e;
+	long long n;
+
+	if ((*s)[0] != key || (*s)[1] != '=' ||
+	    (e = strchr(*s + 2, end)) == NULL ||
+	    num_parsen(*s + 2, (size_t)(e - *s - 2), 1, 1 << 22, &n) != 0)
+		return -1;
+	*v = (uint32_t)n;
+	*s = e + 1;
+	return 0;
+}
+
+/* Parses "$argon2id$v=19$m=M,t=T,p=P$salt$hash". */
+static int
+phc_parse(const char *s, struct phc *h)
+{
+	const char *dollar;
+	long n;
+
+	if (strncmp(s, PHC_PREFIX, sizeof(PHC_PREFIX) - 1) != 0)
+		return -1;
+	s += sizeof(PHC_PREFIX) - 1;
+	if (phc_param(&s, 'm', ',', &h->m) != 0 ||
+	    phc_param(&s, 't', ',', &h->t) != 0 ||
+	    phc_param(&s, 'p', '$', &h->p) != 0 || h->p > 16 ||
+	    (dollar = strchr(s, '$')) == NULL)
+		return -1;
+	if ((n = phc_unb64(s, (size_t)(dollar - s), h->salt,
+	    sizeof(h->salt))) < 8)
+		return -1;
+	h->saltlen = (size_t)n;
+	s = dollar + 1;
+	if ((n = phc_unb64(s, strlen(s), h->hash, sizeof(h->hash))) < 16)
+		return -1;
+	h->hashlen = (size_t)n;
+	return 0;
 }
 
 enum password_result
 password_hash(const char *pw, char *out, size_t outlen)
 {
-	unsigned char salt[SALT_LEN];
-	int rc;
+	uint8_t salt[SALT_LEN], hash[HASH_LEN];
+	char s64[B64_LEN(SALT_LEN) + 1], h64[B64_LEN(HASH_LEN) + 1];
+	int rc, n;
 
 	token_random(salt, sizeof(salt));
 	if (enter() != 0)
 		return PASSWORD_BUSY;
-	rc = argon2id_hash_encoded(T_COST, M_COST, PARALLELISM, pw, strlen(pw),
-	    salt, sizeof(salt), HASH_LEN, out, outlen);
+	rc = run(pw, salt, sizeof(salt), M_COST, T_COST, PARALLELISM, hash,
+	    sizeof(hash));
 	leave();
 	if (rc != ARGON2_OK) {
 		log_errx("argon2 hash: %s", argon2_error_message(rc));
 		return PASSWORD_ERROR;
 	}
+	phc_b64(salt, sizeof(salt), s64);
+	phc_b64(hash, sizeof(hash), h64);
+	n = snprintf(out, outlen, PHC_PREFIX "m=%d,t=%d,p=%d$%s$%s", M_COST,
+	    T_COST, PARALLELISM, s64, h64);
+	if (n < 0 || (size_t)n >= outlen)
+		return PASSWORD_ERROR;
 	return PASSWORD_MATCH;
 }
 
 enum password_result
 password_verify(const char *phc, const char *pw)
 {
+	struct phc h;
+	uint8_t got[64];
 	int rc;
 
+	if (phc_parse(phc, &h) != 0) {
+		log_errx("argon2 verify: malformed stored hash");
+		return PASSWORD_ERROR;
+	}
 	if (enter() != 0)
 		return PASSWORD_BUSY;
-	rc = argon2id_verify(phc, pw, strlen(pw));
+	rc = run(pw, h.salt, h.saltlen, h.m, h.t, h.p, got, h.hashlen);
 	leave();
-	if (rc == ARGON2_OK)
-		return PASSWORD_MATCH;
-	if (rc == ARGON2_VERIFY_MISMATCH)
-		return PASSWORD_MISMATCH;
-	log_errx("argon2 verify: %s", argon2_error_message(rc));
-	return PASSWORD_ERROR;
+	if (rc != ARGON2_OK) {
+		log_errx("argon2 verify: %s", argon2_error_message(rc));
+		return PASSWORD_ERROR;
+	}
+	return secure_equal(got, h.hash, h.hashlen) ? PASSWORD_MATCH :
+	    PASSWORD_MISMATCH;
 }
 
 void

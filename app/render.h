@@ -1,0 +1,56 @@
+/*
+ * The API's objects (api.md, Objects), written from result columns.
+ *
+ * Each object has a column list to put in a SELECT or RETURNING list
+ * (USER_COLS("u") and so on) and a writer that reads those columns of
+ * one row, from column `col` on, and writes the object as a JSON value.
+ * PostgreSQL sends plain columns, which it does much faster than JSON,
+ * and the field names of the API live here only.  Timestamps come as
+ * timestamptz text in UTC (every pooled connection sets TimeZone) and
+ * go out as RFC 3339 with milliseconds.
+ */
+#ifndef MIKY_APP_RENDER_H
+#define MIKY_APP_RENDER_H
+
+#include <libpq-fe.h>
+
+#include "lib/jsonw.h"
+
+#define USER_COLS(u)							\
+	u ".id, " u ".email, " u ".first_name, " u ".last_name, "	\
+	u ".credits, " u ".plan, " u ".role, " u ".language, "		\
+	u ".email_verified, " u ".referral_code, "			\
+	"(SELECT count(*) FROM referrals r WHERE r.user_id = " u ".id), " \
+	"(" u ".cash_earned * 100)::bigint, "				\
+	"(" u ".cash_paid_out * 100)::bigint, "				\
+	u ".subscription_status, " u ".created_at, " u ".updated_at"
+#define USER_NCOLS	16
+
+#define CONV_COLS(c)							\
+	c ".id, " c ".title, " c ".persona, " c ".message_count, "	\
+	c ".created_at, " c ".updated_at"
+#define CONV_NCOLS	6
+
+#define MSG_COLS(m)							\
+	m ".id, " m ".conversation_id, " m ".sender, " m ".content, "	\
+	m ".persona, " m ".credits_consumed, " m ".created_at"
+#define MSG_NCOLS	7
+
+#define LEDGER_COLS(l)							\
+	l ".delta, " l ".balance_after, " l ".reason, " l ".created_at"
+#define LEDGER_NCOLS	4
+
+#define TX_COLS(t)							\
+	t ".id, " t ".type, (" t ".amount * 100)::bigint, " t ".credits, " \
+	t ".status, " t ".created_at"
+#define TX_NCOLS	6
+
+void	render_user(struct jw *, const PGresult *, int row, int col);
+void	render_conversation(struct jw *, const PGresult *, int row, int col);
+void	render_message(struct jw *, const PGresult *, int row, int col);
+void	render_ledger(struct jw *, const PGresult *, int row, int col);
+void	render_transaction(struct jw *, const PGresult *, int row, int col);
+/* A timestamptz column (ISO, UTC) as an RFC 3339 string value. */
+void	render_ts(struct jw *, const char *pgts);
+
+#endif

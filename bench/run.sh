@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# run.sh — throughput figures over loopback (`make bench` builds, then runs
+# this).  Timing never goes into pass/fail tests; it lives here.
+#
+#   bench/run.sh                         every target
+#   BENCH_TARGETS="health signin" bench/run.sh
+#
+# Like scripts/test.sh it makes a throwaway directory with its own
+# PostgreSQL cluster (scripts/pg.sh, MIKY_PG_FAST=1), migrates it, starts
+# the app under spawn-fcgi and nginx from nginx/dev.conf.in on a free
+# loopback port, and tears it all down on exit, pass, fail or ^C.  Then
+# wrk runs against each target: a warm-up, then the measured run.  The
+# table goes to stdout and to bench/results/<timestamp>.txt (gitignored).
+#
+# Targets are functions named bench_<name>, run in the order of TARGETS
+# below.  One calls `measure NAME PATH CONNECTIONS [VAR=value ...]`: the
+# VARs shape the request (bench/request.lua: BENCH_METHOD, BENCH_TOKEN,
+# BENCH_BODY, BENCH_CONTENT_TYPE; BENCH_SCRIPT=other.lua for a script of
+# its own, such as signin.lua), and it may `note NAME text` for the
+# last column.  `check_status` makes sure a target answers what it should
+# before it is measured (a bench of 401s measures nothing).  To add one,
+# write bench_<name> and add <name> to TARGETS.
+#
+# Environment:
+#   BENCH_SECONDS (10)      length of each measured run
+#   BENCH_WARMUP (2)        seconds of warm-up before it
+#   BENCH_CONNECTIONS (64)  wrk -c
+#   BENCH_THREADS (2)       wrk -t
+#   BENCH_TARGETS           which targets (default: all of TARGETS)
+#   BENCH_KEEP=1            keep the directory (logs) and print where
+#   MIKY_WORKERS MIKY_THREADS MIKY_DB_POOL MIKY_HASH_CONCURRENCY
+#                           passed to the app when set (else its defaults)
+#   MIKY_BIN                the binary (default build/miky)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+BIN=${MIKY_BIN:-$ROOT/build/miky}
+[[ "$BIN" == /* ]] || BIN=$PWD/$BIN
+SECS=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNS=${BENCH_CONNECTIONS:-64}
+WRK_THREADS=${BENCH_THREADS:-2}
+TARGETS=(static health profile signin conversations conversation)
+[[ -n "${BENCH_TARGETS:-}" ]] && read -r -a TARGETS <<<"$BENCH_TARGETS"
+
+TMP=""
+HTTP_PORT=""
+ORDER=()
+declare -A RPS P50 P99 NON2XX ERRS NOTE
+
+say() { echo "bench: $*" >&2; }
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+free_port() {
+	perl -MIO::Socket::INET -e '
+		my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+			LocalPort => 0, Proto => "tcp") or die "no free port: $!\n";
+		print $s->sockport, "\n";'
+}
+
+# json_get KEY: the top-level string KEY of the JSON on stdin.
+json_get() {
+	perl -MJSON::PP -e 'local $/; my $j = eval { decode_json(<STDIN>) } or exit 1;
+		print $j->{$ARGV[0]} // ""' "$1"
+}
+
+# --- the throwaway stack ----------------------------------------------------
+
+alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+
+# stop_pid FILE SIGNAL: signal the pid in FILE, wait up to 30 s, then KILL.
+stop_pid() {
+	local pid i
+	[[ -s "$1" ]] || return 0
+	pid=$(tr -dc '0-9' <"$1")
+	alive "$pid" || return 0
+	kill "-$2" "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		alive "$pid" || return 0
+		sleep 0.1
+	done
+	say "pid $pid ignored SIG$2 for 30 s; SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[[ -n "$TMP" && -d "$TMP" ]] || exit "$rc"
+	stop_pid "$TMP/nginx.pid" QUIT
+	stop_pid "$TMP/miky.pid" TERM
+	"$ROOT/scripts/pg.sh" stop "$TMP/pg" >/dev/null 2>&1 || true
+	if [[ "${BENCH_KEEP:-}" == 1 ]]; then
+		say "BENCH_KEEP=1: kept $TMP (miky.log, error.log, nginx.conf, pg/)"
+	else
+		rm -rf "$TMP"
+	fi
+	exit "$rc"
+}
+
+start_pg() {
+	local port
+	port=$(free_port)
+	MIKY_PG_FAST=1 "$ROOT/scripts/pg.sh" init "$TMP/pg" "$port"
+	"$ROOT/scripts/pg.sh" start "$TMP/pg"
+	"$ROOT/scripts/pg.sh" createdb "$TMP/pg" miky_bench
+	DATABASE_URL=$("$ROOT/scripts/pg.sh" url "$TMP/pg" miky_bench)
+	if ! DATABASE_URL=$DATABASE_URL "$BIN" migrate >"$TMP/migrate.log" 2>&1; then
+		cat "$TMP/migrate.log" >&2
+		die "'$BIN migrate' failed"
+	fi
+}
+
+# start_app: `miky serve` under spawn-fcgi with only the settings it needs
+# (env -i): a developer's OPENAI_API_KEY, Stripe or SMTP settings never
+# reach a bench run.
+start_app() {
+	local env=(PATH="$PATH" DATABASE_URL="$DATABASE_URL"
+		JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w0)"
+		PUBLIC_BASE_URL="http://127.0.0.1:$HTTP_PORT"
+		MIKY_MAIL_DIR="$TMP/mail")
+	local v
+	for v in MIKY_WORKERS MIKY_THREADS MIKY_DB_POOL MIKY_HASH_CONCURRENCY \
+	    ASAN_OPTIONS UBSAN_OPTIONS; do
+		[[ -n "${!v:-}" ]] && env+=("$v=${!v}")
+	done
+	mkdir -p "$TMP/mail"
+	# spawn-fcgi sends the child's output to /dev/null; the shell in
+	# between sends it to the log and then becomes the app, so the pid
+	# file names the app's master.
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	env -i "${env[@]}" spawn-fcgi -s "$TMP/miky.sock" -M 0666 -P "$TMP/miky.pid" -- \
+		/bin/sh -c 'log=$1; shift; exec "$@" >>"$log" 2>&1' sh "$TMP/miky.log" "$BIN" serve \
+		>/dev/null || die "spawn-fcgi failed"
+}
+
+# start_nginx renders the dev template like the harness, but with every
+# `limit_req` line removed: wrk sends everything from 127.0.0.1, and the
+# dev rates (1000 r/s on /api/, 100 r/s on /api/auth/) would answer most
+# of the run with 429s and measure nginx's limiter instead of the app.
+start_nginx() {
+	local nginx user_line=""
+	nginx=$(command -v nginx || echo /usr/sbin/nginx)
+	[[ -x "$nginx" ]] || die "nginx not found (run scripts/deps.sh)"
+	[[ $EUID -eq 0 ]] && user_line="user nobody nogroup;"
+	# A copy of web/ that nginx's workers (nobody, when we are root) can
+	# read wherever the checkout is.
+	cp -R "$ROOT/web" "$TMP/web"
+	chmod -R a+rX "$TMP/web"
+	R_PREFIX=$TMP R_PORT=$HTTP_PORT R_SOCKET=$TMP/miky.sock R_WEBROOT=$TMP/web \
+	R_NGINXDIR=$ROOT/nginx R_USER_LINE=$user_line \
+		perl -pe 's/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE)\@/$ENV{"R_$1"}/g' \
+		"$ROOT/nginx/dev.conf.in" | sed '/limit_req/d' >"$TMP/nginx.conf"
+	grep -q limit_req "$TMP/nginx.conf" && die "limit_req left in $TMP/nginx.conf"
+	"$nginx" -p "$TMP/" -c "$TMP/nginx.conf" -e "$TMP/error.log" ||
+		die "nginx did not start (see $TMP/error.log)"
+}
+
+wait_health() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/health" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$TMP/miky.log" >&2 || true
+	die "/api/health did not answer 200 within 15 s"
+}
+
+# --- helpers for targets ----------------------------------------------------
+
+# api METHOD PATH [JSON]: one request (with API_TOKEN as a bearer token
+# when set); prints the body, then the status on its own last line.
+api() {
+	local args=(-sS -m 10 -X "$1" -w '\n%{http_code}' "http://127.0.0.1:$HTTP_PORT$2")
+	[[ $# -ge 3 ]] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
+	[[ -n "${API_TOKEN:-}" ]] && args+=(-H "Authorization: Bearer $API_TOKEN")
+	curl "${args[@]}"
+}
+
+# check_status WHAT STATUS METHOD PATH [JSON]: the target answers STATUS.
+check_status() {
+	local what=$1 want=$2 out
+	shift 2
+	out=$(api "$@")
+	[[ "${out##*$'\n'}" == "$want" ]] ||
+		die "$what: $1 $2 answered ${out##*$'\n'}, not $want: ${out%$'\n'*}"
+}
+
+# A verified account for the authenticated targets, made through the API
+# (the verification token is read from the mail outbox, like the tests).
+BENCH_EMAIL=bench@example.com
+BENCH_PASSWORD='correct horse battery staple'
+SIGNIN_BODY="{\"email\":\"$BENCH_EMAIL\",\"password\":\"$BENCH_PASSWORD\"}"
+# make_user [EMAIL]: sign up and verify EMAIL (default $BENCH_EMAIL).
+make_user() {
+	local email=${1:-$BENCH_EMAIL} link
+	check_status signup 202 POST /api/auth/signup \
+		"{\"email\":\"$email\",\"password\":\"$BENCH_PASSWORD\",\"first_name\":\"Bench\",\"last_name\":\"Mark\"}"
+	link=$("$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -Atc \
+		"SELECT payload->>'link' FROM email_outbox WHERE to_addr = '$email' AND template = 'verify' ORDER BY id DESC LIMIT 1")
+	[[ "$link" =~ token=([A-Za-z0-9_-]+) ]] || die "no verification link for $email in the outbox"
+	check_status verify-email 200 POST /api/auth/verify-email "{\"token\":\"${BASH_REMATCH[1]}\"}"
+}
+
+# access_token: a fresh one (they last 15 minutes).
+access_token() {
+	local out
+	out=$(api POST /api/auth/signin "$SIGNIN_BODY")
+	[[ "${out##*$'\n'}" == 200 ]] || die "sign-in for a token answered ${out##*$'\n'}"
+	json_get access_token <<<"${out%$'\n'*}"
+}
+
+# settle: wait until the app has nothing in flight (the metrics request
+# itself aside), twice in a row.  wrk leaves requests behind when it stops
+# (slow sign-ins queued for a hash slot, say): the next run must not pay
+# for them.
+settle() {
+	local i quiet=0 n
+	for ((i = 0; i < 600; i++)); do
+		n=$(curl -sS -m 5 "http://127.0.0.1:$HTTP_PORT/api/metrics" |
+			sed -n 's/^miky_http_requests_in_flight \([0-9]*\)$/\1/p')
+		if [[ -n "$n" ]] && ((n <= 1)); then
+			((++quiet >= 2)) && return 0
+		else
+			quiet=0
+		fi
+		sleep 0.2
+	done
+	say "the app still has requests in flight after 120 s; measuring anyway"
+}
+
+# measure NAME PATH CONNECTIONS [VAR=value ...]: warm up, then measure.
+# BENCH_SCRIPT=file.lua among the VARs picks another script of bench/
+# than request.lua (it must dofile report.lua too).
+measure() {
+	local name=$1 path=$2 conns=$3 threads=$WRK_THREADS out line kv script=request.lua
+	shift 3
+	for kv in "$@"; do
+		[[ "$kv" == BENCH_SCRIPT=* ]] && script=${kv#BENCH_SCRIPT=}
+	done
+	((threads <= conns)) || threads=$conns
+	local wrk=(wrk -t"$threads" -c"$conns" --timeout 10s -s "$BENCH/$script"
+		"http://127.0.0.1:$HTTP_PORT$path")
+	say "$name: $path, $conns connections, ${WARMUP}s warm-up + ${SECS}s"
+	settle
+	if ((WARMUP > 0)); then
+		env "$@" "${wrk[@]}" -d"${WARMUP}s" >/dev/null
+		settle
+	fi
+	out=$(env "$@" "${wrk[@]}" -d"${SECS}s")
+	line=$(grep '^BENCH ' <<<"$out") || die "$name: no summary from wrk: $out"
+	for kv in ${line#BENCH }; do
+		case ${kv%%=*} in
+		rps) RPS[$name]=${kv#*=} ;;
+		p50_ms) P50[$name]=${kv#*=} ;;
+		p99_ms) P99[$name]=${kv#*=} ;;
+		non2xx) NON2XX[$name]=${kv#*=} ;;
+		errors) ERRS[$name]=${kv#*=} ;;
+		esac
+	done
+	ORDER+=("$name")
+}
+
+note() { NOTE[$1]=$2; }
+
+# --- the targets --------------------------------------------------------------
+
+# The baseline: a small static file from the same nginx, no FastCGI.
+bench_static() {
+	check_status static 200 GET /index.html
+	measure static /index.html "$CONNS"
+}
+
+# nginx -> FastCGI -> a worker thread -> one pooled `SELECT 1`.
+bench_health() {
+	check_status health 200 GET /api/health
+	measure health /api/health "$CONNS"
+}
+
+# JWT check, the user row re-read (bans act at once), the profile JSON.
+bench_profile() {
+	local token
+	token=$(access_token)
+	API_TOKEN=$token check_status profile 200 GET /api/user/profile
+	measure profile /api/user/profile "$CONNS" BENCH_TOKEN="$token"
+	note profile "JWT + user row"
+}
+
+# Sign-in is one argon2id verification (m=19 MiB, t=2, p=1), so its
+# ceiling is cores / the time of one hash, measured here with the app's own
+# lib/password.c (bench/argon2_time.c).  A run over one connection shows
+# what one sign-in costs alone, hash and all.
+#
+# The app lets an account have only a few sign-ins unproven at a time (a
+# sign-in counts as a failure until its password checks out), so the
+# measured run cycles through BENCH_ACCOUNTS accounts (bench/signin.lua):
+# with 64 connections over 32 accounts, about two each are in flight.
+BENCH_ACCOUNTS=32
+bench_signin() {
+	local cc_flags=() hash_ms cores ceiling i
+	if grep -q -- '-fsanitize' "$ROOT/build/.flags" 2>/dev/null; then
+		cc_flags=('-fsanitize=address,undefined')
+	fi
+	# shellcheck disable=SC2046 # pkg-config prints several words
+	cc -std=c17 -O2 -D_GNU_SOURCE -pthread -I"$ROOT" "${cc_flags[@]}" \
+		-o "$TMP/argon2_time" "$BENCH/argon2_time.c" "$ROOT/build/libmiky.a" \
+		$(pkg-config --libs fcgi libpq libcjson libcurl libargon2 libcrypto) -lm ||
+		die "cannot build bench/argon2_time.c (run make first)"
+	hash_ms=$("$TMP/argon2_time" 20)
+	cores=$(nproc)
+	ceiling=$(awk -v c="$cores" -v ms="$hash_ms" 'BEGIN { printf "%.1f", c * 1000 / ms }')
+	ARGON2="one argon2id hash: $hash_ms ms (median of 20, lib/password.c); ceiling: $cores cores / $hash_ms ms = $ceiling sign-ins/s"
+
+	say "signin: making $BENCH_ACCOUNTS accounts"
+	for ((i = 1; i <= BENCH_ACCOUNTS; i++)); do
+		make_user "bench$i@example.com"
+	done
+	check_status signin 200 POST /api/auth/signin \
+		"{\"email\":\"bench$BENCH_ACCOUNTS@example.com\",\"password\":\"$BENCH_PASSWORD\"}"
+	measure signin /api/auth/signin "$CONNS" BENCH_SCRIPT=signin.lua \
+		BENCH_ACCOUNTS="$BENCH_ACCOUNTS" BENCH_EMAIL_FORMAT='bench%d@example.com' \
+		BENCH_PASSWORD="$BENCH_PASSWORD"
+	note signin "$(awk -v r="${RPS[signin]}" -v c="$ceiling" \
+		'BEGIN { printf "%.2f of the argon2 ceiling (%s/s)", r / c, c }')"
+	measure signin-1conn /api/auth/signin 1 BENCH_METHOD=POST BENCH_BODY="$SIGNIN_BODY"
+	note signin-1conn "one at a time: p50 = one sign-in alone"
+}
+
+# A page of the conversation list: 30 conversations, the first 20 served
+# (JWT, user row, one keyset query, 20 conversation objects).
+bench_conversations() {
+	local token i
+	token=$(access_token)
+	for ((i = 1; i <= 30; i++)); do
+		API_TOKEN=$token check_status conversations 201 POST /api/conversations \
+			"{\"persona\":\"general\",\"title\":\"Bench conversation $i\"}"
+	done
+	API_TOKEN=$token check_status conversations 200 GET /api/conversations
+	measure conversations /api/conversations "$CONNS" BENCH_TOKEN="$token"
+	note conversations "JWT + user row + a page of 20"
+}
+
+# One conversation read whole: 50 messages (the default limit), questions
+# of ~110 and answers of ~700 characters.  They are written straight into
+# the database: the stand-in model answers slowly on purpose.
+bench_conversation() {
+	local token out id n
+	token=$(access_token)
+	out=$(API_TOKEN=$token api POST /api/conversations '{"persona":"general","title":"Bench: 50 messages"}')
+	[[ "${out##*$'\n'}" == 201 ]] || die "conversation: POST answered ${out##*$'\n'}"
+	id=$(perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{conversation}{id}' <<<"${out%$'\n'*}")
+	[[ "$id" =~ ^[0-9a-f-]{36}$ ]] || die "conversation: no id in ${out%$'\n'*}"
+	"$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -qAt -v ON_ERROR_STOP=1 -c "
+		INSERT INTO messages (conversation_id, user_id, sender, content, persona,
+		    credits_consumed)
+		SELECT c.id, c.user_id, CASE WHEN i % 2 = 1 THEN 'user' ELSE 'assistant' END,
+		    CASE WHEN i % 2 = 1
+		    THEN repeat('A question of about a hundred characters. ', 2) || i
+		    ELSE repeat('An answer with \"quotes\", accents (é, ü) and a newline.' || chr(10), 12) || i
+		    END, 'general', CASE WHEN i % 2 = 1 THEN 0 ELSE 1 END
+		FROM conversations c, generate_series(1, 50) i WHERE c.id = '$id';
+		UPDATE conversations SET message_count = 50 WHERE id = '$id';" >/dev/null ||
+		die "conversation: could not insert the messages"
+	out=$(API_TOKEN=$token api GET "/api/conversations/$id")
+	[[ "${out##*$'\n'}" == 200 ]] || die "conversation: GET answered ${out##*$'\n'}"
+	n=$(perl -MJSON::PP -e 'local $/; print scalar @{ decode_json(<STDIN>)->{messages} }' <<<"${out%$'\n'*}")
+	[[ "$n" == 50 ]] || die "conversation: $n messages served, not 50"
+	measure conversation "/api/conversations/$id" "$CONNS" BENCH_TOKEN="$token"
+	note conversation "JWT + user row + 50 messages ($(( ${#out} / 1024 )) KiB)"
+}
+
+# --- report -----------------------------------------------------------------------
+
+report() {
+	local base=${RPS[static]:-} name ratio
+	echo "Miky bench $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
+	echo "host: $(nproc) cores, $(uname -sr); wrk and the server share them (loopback)"
+	if grep -q -- '-fsanitize' "$ROOT/build/.flags" 2>/dev/null; then
+		echo "build: SANITIZE=1 (ASan+UBSan): these figures understate a normal build"
+	fi
+	echo "app: MIKY_WORKERS=${MIKY_WORKERS:-default} MIKY_THREADS=${MIKY_THREADS:-default} MIKY_DB_POOL=${MIKY_DB_POOL:-default}; nginx: dev template, limit_req removed"
+	echo "wrk: -t$WRK_THREADS -c$CONNS -d${SECS}s after ${WARMUP}s of warm-up"
+	[[ -n "${ARGON2:-}" ]] && echo "$ARGON2"
+	echo
+	printf '%-14s %10s %9s %9s %9s %8s  %s\n' target 'req/s' 'p50 ms' 'p99 ms' 'vs static' errors note
+	for name in "${ORDER[@]}"; do
+		ratio=-
+		if [[ -n "$base" ]]; then
+			ratio=$(awk -v r="${RPS[$name]}" -v b="$base" 'BEGIN { printf "%.3f", r / b }')
+		fi
+		printf '%-14s %10s %9s %9s %9s %8s  %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" \
+			"${P99[$name]}" "$ratio" "$((NON2XX[$name] + ERRS[$name]))" "${NOTE[$name]:-}"
+	done
+}
+
+main() {
+	local target results
+	[[ -x "$BIN" ]] || die "$BIN not found: build first (make)"
+	for target in wrk spawn-fcgi curl perl cc pkg-config; do
+		command -v "$target" >/dev/null 2>&1 || die "$target not found (run scripts/deps.sh)"
+	done
+	local KNOWN=(static health profile signin conversations conversation)
+	for target in "${TARGETS[@]}"; do
+		declare -F "bench_$target" >/dev/null || die "no target '$target' (known: ${KNOWN[*]})"
+	done
+
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/miky-bench.XXXXXX")
+	chmod 0755 "$TMP"    # postgres and nginx's nobody must get in
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	HTTP_PORT=$(free_port)
+	say "setting up in $TMP"
+	start_pg
+	start_app
+	start_nginx
+	wait_health
+	make_user
+
+	for target in "${TARGETS[@]}"; do
+		"bench_$target"
+	done
+
+	mkdir -p "$BENCH/results"
+	results=$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ).txt
+	report | tee "$results"
+	say "written to ${results#"$ROOT"/}"
+}
+
+main "$@"

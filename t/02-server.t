@@ -1,0 +1,376 @@
+#!/usr/bin/perl
+# The process model under load: a worker killed with SIGKILL is replaced,
+# SIGHUP replaces every worker without failing a request, clients that go
+# away mid-stream (SIGPIPE) never kill a worker, and SIGTERM lets an
+# in-flight chat stream finish before the app exits 0.
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use Miky::Test;
+use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::INET;
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
+use Mojo::IOLoop;
+use Mojo::JSON qw(decode_json encode_json);
+use Mojo::Promise;
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+# One thread a worker for the kill and reload parts: a burst of requests
+# then spreads over every worker (an idle worker that registered first
+# would otherwise take nearly all of a light load).
+my $WORKERS = 2;
+my $t = Miky::Test->new(workers => $WORKERS, threads => 1);
+my $u = $t->user;
+
+# --- helpers ----------------------------------------------------------------
+
+# start_load($clients, $tag) forks $clients processes that each send
+# requests one after the other (GET /api/health and, every other time,
+# GET /api/user/profile with a token) over a keep-alive connection, until
+# stop_load.  Each writes "time status request-id" per answer to its file.
+# A pause of 10 ms between requests keeps the load (a few hundred per
+# second) under the dev nginx's per-IP limit of 1000 r/s.
+sub start_load {
+	my ($clients, $tag) = @_;
+	my $stop = $t->dir . "/stop-$tag";
+	my @kids;
+	for my $i (1 .. $clients) {
+		my $file = $t->dir . "/load-$tag-$i";
+		my $pid = fork // die "fork: $!";
+		if (!$pid) {
+			my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 30);
+			my %auth = (Authorization => "Bearer $u->{access_token}");
+			open my $fh, '>', $file or POSIX::_exit(1);
+			$fh->autoflush(1);
+			for (my $n = 0; !-e $stop; $n++) {
+				my $r = $n % 2
+					? $http->get($t->url('/api/user/profile'), { headers => \%auth })
+					: $http->get($t->url('/api/health'));
+				printf $fh "%.6f %d %s %s\n", time, $r->{status},
+					$r->{headers}{'x-request-id'} // '-', $n % 2 ? 'profile' : 'health';
+				sleep 0.01;
+			}
+			close $fh;
+			POSIX::_exit(0);
+		}
+		push @kids, { pid => $pid, file => $file };
+	}
+	return { stop => $stop, kids => \@kids };
+}
+
+# load_results($load): every answer so far, [time, status, rid, what].
+sub load_results {
+	my $load = shift;
+	my @r;
+	for my $k (@{ $load->{kids} }) {
+		open my $fh, '<', $k->{file} or next;
+		while (my $line = <$fh>) {
+			push @r, [split ' ', $line] if $line =~ /\n\z/;
+		}
+	}
+	@r = sort { $a->[0] <=> $b->[0] } @r;
+	return @r;
+}
+
+sub stop_load {
+	my $load = shift;
+	open my $fh, '>', $load->{stop} or die "$load->{stop}: $!";
+	close $fh;
+	waitpid $_->{pid}, 0 for @{ $load->{kids} };
+	return load_results($load);
+}
+
+# worker_restarts(): miky_worker_restarts_total from GET /api/metrics.
+sub worker_restarts {
+	my $tx = $t->json_req(GET => '/api/metrics');
+	return $tx->res->body =~ /^miky_worker_restarts_total (\d+)$/m ? $1 : undef;
+}
+
+# The app's request log lines by request id: {rid => {pid, status, ...}}.
+sub request_log {
+	my %by;
+	for my $line (split /\n/, $t->log) {
+		next unless $line =~ /"msg":"request"/;
+		my $j = eval { decode_json($line) } or next;
+		$by{ $j->{request_id} } = $j if $j->{request_id};
+	}
+	return \%by;
+}
+
+# burst($n): $n GET /api/health at once; returns ({status => count}, {pid
+# that served one => count}).
+sub burst {
+	my $n = shift;
+	my (%codes, @rids);
+	Mojo::Promise->all(map { $t->ua->get_p('/api/health') } 1 .. $n)->then(sub {
+		for my $r (@_) {
+			$codes{ $r->[0]->res->code // 0 }++;
+			push @rids, $r->[0]->res->headers->header('X-Request-Id') // '';
+		}
+	})->wait;
+	my %pids;
+	$t->wait_for(sub {
+		my $log = request_log();
+		%pids = ();
+		$pids{ $log->{$_}{pid} }++ for grep { $log->{$_} } @rids;
+		!grep { !$log->{$_} } @rids;
+	}, 10, 'the log lines of the burst');
+	return (\%codes, \%pids);
+}
+
+sub all_ok {
+	my ($n, $name) = @_;
+	my %codes;
+	$codes{ $t->json_req(GET => '/api/health')->res->code // 0 }++ for 1 .. $n;
+	is_deeply(\%codes, { 200 => $n }, $name) or diag explain \%codes;
+}
+
+# --- a worker killed with SIGKILL under load --------------------------------
+
+{
+	my @before = $t->worker_pids;
+	is(scalar @before, $WORKERS, "$WORKERS workers");
+	my $load = start_load(4, 'kill');
+	ok($t->wait_for(sub { load_results($load) >= 40 }, 20, 'load'), 'load is running');
+
+	my $victim = $before[0];
+	$t->allow_log(qr/"msg":"worker died".*"worker":$victim,"signal":9\b/);
+	ok(kill('KILL', $victim), "SIGKILL worker $victim");
+	ok($t->wait_for(sub {
+		my @now = $t->worker_pids;
+		@now == $WORKERS && !grep { $_ == $victim } @now
+	}, 15, 'a new worker'), "back to $WORKERS workers");
+	my @after = $t->worker_pids;
+	my @new = grep { my $p = $_; !grep { $_ == $p } @before } @after;
+	is(scalar @new, 1, 'exactly one new worker');
+	ok(grep({ $_ == $before[1] } @after), 'the other worker was left alone');
+
+	# The load carries on through the new worker too.
+	my $t_back = time;
+	ok($t->wait_for(sub { (grep { $_->[0] > $t_back } load_results($load)) >= 40 }, 20,
+		'load after the restart'), 'requests after the restart');
+	my @r = stop_load($load);
+	my @bad = grep { $_->[1] != 200 } @r;
+	my @late = grep { $_->[0] > $t_back && $_->[1] != 200 } @r;
+	ok(@r > 80, scalar(@r) . ' requests under load');
+	ok(@bad <= 4, 'at most the 4 requests in flight on the killed worker failed')
+		or diag explain \@bad;
+	# 502 from nginx, or (an answer cut after its headers) a lost connection.
+	is(scalar(grep { $_->[1] != 502 && $_->[1] != 599 } @bad), 0, 'and those as 502 from nginx');
+	is_deeply(\@late, [], 'no failure once the worker was replaced');
+
+	like($t->log, qr/"msg":"worker died".*"worker":$victim,"signal":9\b/, 'the death is logged with the signal');
+	# Later requests succeed, and the new worker takes its share.
+	my (%codes, %pids);
+	for my $round (1 .. 10) {
+		my ($c, $p) = burst(25);
+		$codes{$_} += $c->{$_} for keys %$c;
+		$pids{$_} += $p->{$_} for keys %$p;
+		last if $round >= 2 && $pids{ $new[0] // 0 };
+	}
+	my $n = 0;
+	$n += $_ for values %codes;
+	ok($n >= 50, "$n requests after the restart, 25 at a time");
+	is_deeply(\%codes, { 200 => $n }, '... all 200') or diag explain \%codes;
+	ok($pids{ $new[0] // 0 }, 'the new worker served some of them') or diag explain \%pids;
+	is(worker_restarts(), 1, 'miky_worker_restarts_total is 1');
+}
+
+# --- SIGHUP: new workers, no failed request ----------------------------------
+
+{
+	my @before = $t->worker_pids;
+	my $load = start_load(4, 'hup');
+	ok($t->wait_for(sub { load_results($load) >= 40 }, 20, 'load'), 'load is running');
+	my $t_hup = time;
+	ok($t->signal_app('HUP'), 'SIGHUP');
+	ok($t->wait_for(sub {
+		my @now = $t->worker_pids;
+		@now == $WORKERS && !grep { my $p = $_; grep { $_ == $p } @before } @now
+	}, 30, 'new workers'), 'every worker replaced');
+	my $t_new = time;
+	my @after = $t->worker_pids;
+	ok($t->wait_for(sub { (grep { $_->[0] > $t_new } load_results($load)) >= 40 }, 20,
+		'load after the reload'), 'requests after the reload');
+	my @r = stop_load($load);
+	my @bad = grep { $_->[1] != 200 } @r;
+	is(scalar @bad, 0, 'no request failed across the reload (' . scalar(@r) . ' made)')
+		or diag explain [ @bad[0 .. ($#bad > 9 ? 9 : $#bad)] ];
+	ok((grep { $_->[0] < $t_hup } @r) >= 40, 'the load ran before the SIGHUP');
+	ok((grep { $_->[0] > $t_new } @r) >= 40, 'and after the new workers took over');
+
+	my $log = request_log();
+	my %pid_of = map { $_->[2] => ($log->{ $_->[2] } // {})->{pid} // 0 } @r;
+	my %old = map { $_ => 1 } @before;
+	my %new = map { $_ => 1 } @after;
+	ok((grep { $old{$_} } values %pid_of), 'old workers served part of the load');
+	ok((grep { $new{$_} } values %pid_of), 'new workers served part of the load');
+	is(scalar(grep { !$old{$_} && !$new{$_} } values %pid_of), 0, 'every request is in the log');
+	my @deaths = $t->log =~ /("msg":"worker (?:died|exited)".*)/g;
+	is(scalar @deaths, 1, 'the only worker death is the SIGKILL above') or diag explain \@deaths;
+	is(worker_restarts(), 1, 'a reload is not a restart: still 1');
+	all_ok(20, 'requests after the reload: all 200');
+}
+
+# --- the streams: more threads, and a slow stand-in model -----------------------
+
+is($t->stop_app, 0, 'the app stops cleanly (exit 0)');
+$t->start_app(env => { MIKY_THREADS => 4, MIKY_STANDIN_DELAY_MS => 300 });
+ok($t->wait_for(sub { $t->worker_pids == $WORKERS }, 10, 'the workers'), "restarted with $WORKERS workers");
+
+# --- clients that go away mid-stream -------------------------------------------
+
+# open_stream($user): a raw HTTP/1.1 connection to nginx asking for a
+# streamed chat turn.
+sub open_stream {
+	my $user = shift;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port,
+		Proto => 'tcp', Timeout => 5) or die "connect: $!";
+	my $body = encode_json({ content => 'Tell me a long story, please.', stream => \1 });
+	print $s "POST /api/chat/send HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		. "Authorization: Bearer $user->{access_token}\r\n"
+		. "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n"
+		. "Connection: close\r\n\r\n$body";
+	return $s;
+}
+
+# read_until($sock, qr/.../, $timeout): what was read when the pattern
+# showed up (or the time ran out, or the peer closed).
+sub read_until {
+	my ($s, $re, $timeout) = @_;
+	my ($buf, $sel, $deadline) = ('', IO::Select->new($s), time + $timeout);
+	while ($buf !~ $re && time < $deadline) {
+		next unless $sel->can_read(0.1);
+		my $n = sysread $s, $buf, 65536, length $buf;
+		last unless $n;
+	}
+	return $buf;
+}
+
+{
+	my @before = $t->worker_pids;
+	my @users = map { $t->user } 1 .. 4;
+	my (@socks, @rids);
+	for my $v (@users) {
+		my $s = open_stream($v);
+		my $got = read_until($s, qr/event: delta/, 15);
+		like($got, qr{^HTTP/1\.1 200 .*?\r\n\r\n.*event: start.*event: delta}s, 'a stream started');
+		push @rids, $got =~ /^X-Request-Id: ([0-9a-f]{32})\r$/mi ? $1 : 'none';
+		push @socks, $s;
+	}
+	# Go away mid-answer: nginx drops the FastCGI connection and the
+	# worker's next write fails (EPIPE, not a deadly SIGPIPE).
+	close $_ for @socks;
+	my $log;
+	ok($t->wait_for(sub { $log = request_log(); !grep { !$log->{$_} } @rids }, 20,
+		'the streams to end'), 'every stream ended in the app');
+	for my $rid (@rids) {
+		my $l = $log->{$rid} // {};
+		ok($l->{client_gone}, "stream $rid: logged as client_gone") or diag explain $l;
+	}
+	is_deeply([ $t->worker_pids ], \@before, 'the same workers are alive');
+	all_ok(10, 'health after the disconnects: all 200');
+	is(worker_restarts(), 0, 'no worker restarted');
+}
+
+# --- a FastCGI peer that is gone before the answer -----------------------------
+#
+# Straight to the app's socket: a complete request, then close at once.
+# The worker reads it and answers into a closed unix socket: its writes
+# fail with EPIPE, which must never become a deadly SIGPIPE.
+
+# fcgi_record($type, $id, $content): one FastCGI record.
+sub fcgi_record {
+	my ($type, $id, $content) = @_;
+	return pack('CCnnCC', 1, $type, $id, length $content, 0, 0) . $content;
+}
+
+sub fcgi_params {
+	my %p = @_;
+	my $s = '';
+	for my $k (sort keys %p) {
+		$s .= join '', map { length($_) < 128 ? pack('C', length) : pack('N', length($_) | 0x80000000) } $k, $p{$k};
+		$s .= $k . $p{$k};
+	}
+	return $s;
+}
+
+{
+	my @before = $t->worker_pids;
+	my $n = 40;
+	for my $i (1 .. $n) {
+		my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $t->dir . '/miky.sock')
+			or die "connect miky.sock: $!";
+		my $path = $i % 2 ? '/api/metrics' : '/api/personas';
+		print $s fcgi_record(1, 1, pack('nCx5', 1, 0))
+			. fcgi_record(4, 1, fcgi_params(REQUEST_METHOD => 'GET', REQUEST_URI => $path,
+				REQUEST_ID => sprintf('%032x', 0xfeed0000 + $i), REMOTE_ADDR => '127.0.0.1',
+				SERVER_PROTOCOL => 'HTTP/1.1'))
+			. fcgi_record(4, 1, '') . fcgi_record(5, 1, '');
+		close $s;
+	}
+	my @rids = map { sprintf '%032x', 0xfeed0000 + $_ } 1 .. $n;
+	my $log;
+	ok($t->wait_for(sub { $log = request_log(); !grep { !$log->{$_} } @rids }, 20,
+		'the requests of gone peers'), "the app served all $n requests of peers that had gone");
+	is(scalar(grep { ($log->{$_}{status} // 0) != 200 } @rids), 0, '... each to the end (200)');
+	is_deeply([ $t->worker_pids ], \@before, 'the same workers are alive');
+	all_ok(10, 'health after: all 200');
+	is(worker_restarts(), 0, 'no worker restarted');
+}
+
+# --- SIGTERM drains an in-flight stream ---------------------------------------------
+
+{
+	my $v = $t->user;
+	my $loop = Mojo::IOLoop->singleton;
+	my $tx = $t->ua->build_tx(POST => $t->url('/api/chat/send'),
+		{ Authorization => "Bearer $v->{access_token}" }, json => { content => 'hi', stream => \1 });
+	my ($buf, $finished) = ('', 0);
+	$tx->res->content->unsubscribe('read')->on(read => sub { $buf .= $_[1] });
+	$t->ua->start($tx => sub { $finished = 1 });
+	my $tick = $loop->recurring(0.05 => sub { });
+	my $until = sub {
+		my ($cond, $secs) = @_;
+		my $deadline = time + $secs;
+		$loop->one_tick while !$cond->() && time < $deadline;
+		return $cond->();
+	};
+	ok($until->(sub { $buf =~ /event: delta/ }, 15), 'the stream is under way');
+	my $master = $t->app_pid;
+	ok($t->signal_app('TERM'), 'SIGTERM while it streams');
+	sleep 0.5;
+	is($t->app_pid, $master, 'half a second later the app still runs (draining)');
+	ok($until->(sub { $finished }, 60), 'the stream ended');
+	$loop->remove($tick);
+	is($tx->res->code, 200, 'stream: 200');
+
+	my @ev;
+	for my $block (split /\n\n/, $buf) {
+		my ($name) = $block =~ /^event: (\S+)$/m;
+		my ($data) = $block =~ /^data: (.*)$/m;
+		push @ev, [$name, eval { decode_json($data) }] if defined $name;
+	}
+	is($ev[0][0], 'start', 'first event: start');
+	is($ev[-1][0], 'done', 'last event: done (the drain let it finish)');
+	my @deltas = grep { $_->[0] eq 'delta' } @ev;
+	ok(@deltas >= 3, scalar(@deltas) . ' deltas');
+	my $text = join '', map { $_->[1]{content} // '' } @deltas;
+	my $msg = $ev[-1][1]{assistant_message} // {};
+	is($msg->{content}, $text, 'done carries the whole answer');
+
+	my $st = $t->wait_app_exit(30);
+	is($st, 0, 'the app exits 0 after the drain');
+	my ($sender, $content) = $t->dbh->selectrow_array(
+		'SELECT sender, content FROM messages WHERE id = ?', undef, $msg->{id} // '00000000-0000-0000-0000-000000000000');
+	is($sender, 'assistant', 'the assistant message is in the database');
+	is($content, $text, '... with the streamed text');
+	like($t->log, qr/"msg":"draining workers and stopping"/, 'the master logged the drain');
+	like($t->log, qr/"msg":"stopped"/, 'and its end');
+}
+
+$t->done;
