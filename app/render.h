@@ -20,7 +20,7 @@
 	u ".id, " u ".email, " u ".first_name, " u ".last_name, "	\
 	u ".credits, " u ".plan, " u ".role, " u ".language, "		\
 	u ".email_verified, " u ".referral_code, "			\
-	"(SELECT count(*) FROM referrals r WHERE r.user_id = " u ".id), " \
+	u ".referrals_count, "						\
 	"(" u ".cash_earned * 100)::bigint, "				\
 	"(" u ".cash_paid_out * 100)::bigint, "				\
 	u ".subscription_status, " u ".created_at, " u ".updated_at"

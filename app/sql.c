@@ -30,7 +30,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	 */
 	S(STMT_AUTH_USER,
 	    "SELECT u.role, u.banned_at IS NOT NULL, u.email_verified,"
-	    " (extract(epoch FROM u.tokens_valid_after) * 1000)::bigint,"
+	    " floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8,"
 	    " u.credits, u.plan, u.email, u.first_name, u.language,"
 	    " u.tokens_valid_family, " USER_COLS("u")
 	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
@@ -48,7 +48,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " AND u.id = t.user_id AND u.banned_at IS NULL"
 	    " AND u.email_verified"
 	    " RETURNING t.user_id, t.family_id,"
-	    " (extract(epoch FROM u.tokens_valid_after) * 1000)::bigint", 1,
+	    " floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8", 1,
 	    0),
 	S(STMT_REFRESH_LOOKUP,
 	    "SELECT family_id, used_at IS NOT NULL, revoked_at IS NOT NULL,"
@@ -89,7 +89,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	S(STMT_USER_BY_EMAIL,
 	    "SELECT id, email_verified, banned_at IS NOT NULL, password_hash,"
 	    " first_name, language,"
-	    " (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
+	    " floor(date_part('epoch', tokens_valid_after) * 1000)::int8,"
 	    " " USER_COLS("users") " FROM users WHERE email = lower($1)", 1,
 	    DB_RETRY),
 	S(STMT_PENDING_UPDATE,
@@ -122,7 +122,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "UPDATE users SET email_verified = true,"
 	    " email_verified_at = coalesce(email_verified_at, now())"
 	    " WHERE id = $1 AND banned_at IS NULL"
-	    " RETURNING (extract(epoch FROM tokens_valid_after) * 1000)::bigint,"
+	    " RETURNING floor(date_part('epoch', tokens_valid_after) * 1000)::int8,"
 	    " " USER_COLS("users"), 1, 0),
 	/*
 	 * A new password ends every session but family $3 (access tokens

@@ -41,7 +41,7 @@ SECS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 WRK_THREADS=${BENCH_THREADS:-2}
-TARGETS=(static health profile signin conversations conversation)
+TARGETS=(static fcgi health profile signin conversations conversation)
 [[ -n "${BENCH_TARGETS:-}" ]] && read -r -a TARGETS <<<"$BENCH_TARGETS"
 
 TMP=""
@@ -277,6 +277,17 @@ bench_static() {
 	measure static /index.html "$CONNS"
 }
 
+# nginx -> FastCGI -> a worker thread that only answers: an unknown path
+# is routed to a 404 without touching anything else.  This is "nginx in
+# front of a FastCGI program that does nothing", the ceiling of every
+# /api endpoint on this machine.
+bench_fcgi() {
+	check_status fcgi 404 GET /api/bench-nothing
+	measure fcgi /api/bench-nothing "$CONNS"
+	NON2XX[fcgi]=0    # every answer is the 404 it should be
+	note fcgi "do-nothing FastCGI baseline (a 404)"
+}
+
 # nginx -> FastCGI -> a worker thread -> one pooled `SELECT 1`.
 bench_health() {
 	check_status health 200 GET /api/health
@@ -388,14 +399,19 @@ report() {
 	echo "wrk: -t$WRK_THREADS -c$CONNS -d${SECS}s after ${WARMUP}s of warm-up"
 	[[ -n "${ARGON2:-}" ]] && echo "$ARGON2"
 	echo
-	printf '%-14s %10s %9s %9s %9s %8s  %s\n' target 'req/s' 'p50 ms' 'p99 ms' 'vs static' errors note
+	printf '%-14s %10s %9s %9s %9s %9s %8s  %s\n' target 'req/s' 'p50 ms' 'p99 ms' \
+		'vs static' 'vs fcgi' errors note
 	for name in "${ORDER[@]}"; do
 		ratio=-
+		fratio=-
 		if [[ -n "$base" ]]; then
 			ratio=$(awk -v r="${RPS[$name]}" -v b="$base" 'BEGIN { printf "%.3f", r / b }')
 		fi
-		printf '%-14s %10s %9s %9s %9s %8s  %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" \
-			"${P99[$name]}" "$ratio" "$((NON2XX[$name] + ERRS[$name]))" "${NOTE[$name]:-}"
+		if [[ -n "${RPS[fcgi]:-}" ]]; then
+			fratio=$(awk -v r="${RPS[$name]}" -v b="${RPS[fcgi]}" 'BEGIN { printf "%.3f", r / b }')
+		fi
+		printf '%-14s %10s %9s %9s %9s %9s %8s  %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" \
+			"${P99[$name]}" "$ratio" "$fratio" "$((NON2XX[$name] + ERRS[$name]))" "${NOTE[$name]:-}"
 	done
 }
 
@@ -405,7 +421,7 @@ main() {
 	for target in wrk spawn-fcgi curl perl cc pkg-config; do
 		command -v "$target" >/dev/null 2>&1 || die "$target not found (run scripts/deps.sh)"
 	done
-	local KNOWN=(static health profile signin conversations conversation)
+	local KNOWN=(static fcgi health profile signin conversations conversation)
 	for target in "${TARGETS[@]}"; do
 		declare -F "bench_$target" >/dev/null || die "no target '$target' (known: ${KNOWN[*]})"
 	done

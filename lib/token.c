@@ -1,14 +1,16 @@
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "b64.h"
 #include "log.h"
 #include "token.h"
+#include "xalloc.h"
 
 void
 token_random(void *buf, size_t n)
@@ -107,13 +109,99 @@ token_hash_hex(const char *tok, char out[BYTEA_HEX_LEN + 1])
 	hex_encode(h, sizeof(h), out + 2);
 }
 
+/*
+ * HMAC (RFC 2104) over SHA-256 with the keyed inner and outer states
+ * kept per thread: every request checks a JWT with the same secret, and
+ * setting the key up is most of the cost of a short message.  A call
+ * with another key sets them up anew.
+ */
+struct hmac_state {
+	unsigned char	 key[128];
+	size_t		 keylen;
+	EVP_MD_CTX	*inner, *outer, *work;
+};
+
+static pthread_key_t	hmac_key;
+static pthread_once_t	hmac_once = PTHREAD_ONCE_INIT;
+
+static void
+hmac_state_free(void *p)
+{
+	struct hmac_state *h = p;
+
+	EVP_MD_CTX_free(h->inner);
+	EVP_MD_CTX_free(h->outer);
+	EVP_MD_CTX_free(h->work);
+	free(h);
+}
+
+static void
+hmac_key_create(void)
+{
+	pthread_key_create(&hmac_key, hmac_state_free);
+}
+
+/* This thread's state, made on first use and freed when it exits. */
+static struct hmac_state *
+hmac_state(void)
+{
+	struct hmac_state *h;
+
+	pthread_once(&hmac_once, hmac_key_create);
+	if ((h = pthread_getspecific(hmac_key)) != NULL)
+		return h;
+	h = xcalloc(1, sizeof(*h));
+	h->inner = EVP_MD_CTX_new();
+	h->outer = EVP_MD_CTX_new();
+	h->work = EVP_MD_CTX_new();
+	if (h->inner == NULL || h->outer == NULL || h->work == NULL)
+		xoom();
+	pthread_setspecific(hmac_key, h);
+	return h;
+}
+
+static void
+hmac_setup(struct hmac_state *hm, const void *key, size_t keylen)
+{
+	unsigned char k[64] = { 0 }, pad[64];
+	size_t i;
+
+	if (keylen > sizeof(k))
+		sha256(key, keylen, k);
+	else
+		memcpy(k, key, keylen);
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x36;
+	EVP_DigestInit_ex(hm->inner, EVP_sha256(), NULL);
+	EVP_DigestUpdate(hm->inner, pad, sizeof(pad));
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x5c;
+	EVP_DigestInit_ex(hm->outer, EVP_sha256(), NULL);
+	EVP_DigestUpdate(hm->outer, pad, sizeof(pad));
+	if (keylen <= sizeof(hm->key)) {
+		memcpy(hm->key, key, keylen);
+		hm->keylen = keylen;
+	} else
+		hm->keylen = 0;
+}
+
 void
 hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
     unsigned char out[SHA256_LEN])
 {
+	struct hmac_state *hm = hmac_state();
+	unsigned char ih[SHA256_LEN];
 	unsigned int len = SHA256_LEN;
 
-	HMAC(EVP_sha256(), key, (int)keylen, data, n, out, &len);
+	if (hm->keylen == 0 || hm->keylen != keylen ||
+	    CRYPTO_memcmp(hm->key, key, keylen) != 0)
+		hmac_setup(hm, key, keylen);
+	EVP_MD_CTX_copy_ex(hm->work, hm->inner);
+	EVP_DigestUpdate(hm->work, data, n);
+	EVP_DigestFinal_ex(hm->work, ih, &len);
+	EVP_MD_CTX_copy_ex(hm->work, hm->outer);
+	EVP_DigestUpdate(hm->work, ih, sizeof(ih));
+	EVP_DigestFinal_ex(hm->work, out, &len);
 }
 
 bool
