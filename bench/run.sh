@@ -46,6 +46,7 @@ TARGETS=(static fcgi health profile signin conversations conversation)
 
 TMP=""
 HTTP_PORT=""
+APP_EXTRA_ENV=()
 ORDER=()
 declare -A RPS P50 P99 NON2XX ERRS NOTE
 
@@ -93,6 +94,7 @@ cleanup() {
 	[[ -n "$TMP" && -d "$TMP" ]] || exit "$rc"
 	stop_pid "$TMP/nginx.pid" QUIT
 	stop_pid "$TMP/miky.pid" TERM
+	stop_pid "$TMP/fake.pid" TERM
 	"$ROOT/scripts/pg.sh" stop "$TMP/pg" >/dev/null 2>&1 || true
 	if [[ "${BENCH_KEEP:-}" == 1 ]]; then
 		say "BENCH_KEEP=1: kept $TMP (miky.log, error.log, nginx.conf, pg/)"
@@ -119,7 +121,7 @@ start_pg() {
 # (env -i): a developer's OPENAI_API_KEY, Stripe or SMTP settings never
 # reach a bench run.
 start_app() {
-	local env=(PATH="$PATH" DATABASE_URL="$DATABASE_URL"
+	local env=(PATH="$PATH" DATABASE_URL="$DATABASE_URL" "${APP_EXTRA_ENV[@]}"
 		JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w0)"
 		PUBLIC_BASE_URL="http://127.0.0.1:$HTTP_PORT"
 		MIKY_MAIL_DIR="$TMP/mail")
@@ -386,6 +388,65 @@ bench_conversation() {
 	note conversation "JWT + user row + 50 messages ($(( ${#out} / 1024 )) KiB)"
 }
 
+# The streaming capacity run (not in the default TARGETS: it takes a
+# minute and restarts the app).  STREAMS (1000) chat turns stream at once
+# from a slow model (bench/slowmodel.c: a piece every 100 ms for 30 s, in
+# C so the fake costs next to nothing), through nginx and the app, while
+# wrk measures GET /api/user/profile beside them.
+# Every stream must end with `done` and be stored.  The app runs with
+# enough threads for all of them (STREAM_THREADS per worker, 2 workers):
+# a stream holds a thread, never a database connection.
+STREAMS=${STREAMS:-1000}
+bench_streams() {
+	local port line stored out i
+	cc -O2 -Wall -Wextra -Werror -o "$TMP/slowmodel" "$BENCH/slowmodel.c" ||
+		die "streams: could not build bench/slowmodel.c"
+	"$TMP/slowmodel" "$TMP/fake.port" 300 100 &
+	echo $! >"$TMP/fake.pid"
+	for _ in $(seq 50); do [[ -s "$TMP/fake.port" ]] && break; sleep 0.1; done
+	port=$(cat "$TMP/fake.port")
+	stop_pid "$TMP/miky.pid" TERM
+	APP_EXTRA_ENV=(OPENAI_API_KEY=sk-bench
+		OPENAI_BASE_URL="http://127.0.0.1:$port/v1"
+		MIKY_WORKERS=2 MIKY_THREADS="${STREAM_THREADS:-640}")
+	start_app
+	wait_health
+	# STREAM_USERS accounts share the streams (one user's turns queue on
+	# that user's row lock while credits are reserved).  They are copies
+	# of the bench account, made in SQL: signing up 50 people through
+	# argon2 would take longer than the run.
+	"$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -qAt -v ON_ERROR_STOP=1 -c "
+		UPDATE admin_settings SET value = '1000000'
+		 WHERE key IN ('chat_max_concurrent_turns', 'chat_turns_per_minute');
+		INSERT INTO users (email, password_hash, first_name, last_name,
+		    referral_code, email_verified)
+		SELECT 'stream' || i || '@example.com', password_hash, 'Stream',
+		    'User' || i, 'S' || lpad(translate(i::text, '01', 'AB'), 7, 'Z'), true
+		FROM users, generate_series(1, ${STREAM_USERS:-50}) i
+		WHERE email = '$BENCH_EMAIL';
+		WITH u AS (UPDATE users SET credits = credits + 10000000
+		  WHERE email LIKE 'stream%' RETURNING id, credits)
+		INSERT INTO credit_ledger (user_id, delta, balance_after, reason)
+		SELECT id, 10000000, credits, 'admin' FROM u;" >/dev/null
+	sleep 2    # the settings reach every worker (LISTEN/NOTIFY)
+	: >"$TMP/tokens"
+	for ((i = 1; i <= ${STREAM_USERS:-50}; i++)); do
+		out=$(api POST /api/auth/signin "{\"email\":\"stream$i@example.com\",\"password\":\"$BENCH_PASSWORD\"}")
+		json_get access_token <<<"${out%$'\n'*}" >>"$TMP/tokens"
+		echo >>"$TMP/tokens"
+	done
+	say "streams: $STREAMS turns of 300 pieces, 100 ms apart, with wrk on the profile"
+	line=$(cd "$ROOT" && perl bench/streams.pl "http://127.0.0.1:$HTTP_PORT" \
+		"$TMP/tokens" "$STREAMS" 300 100 "$(cat "$TMP/miky.pid")" \
+		"$(cat "$TMP/nginx.pid")" | grep '^STREAMS ') || die "streams: no summary"
+	stored=$("$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -Atc "
+		SELECT count(*) FROM messages WHERE sender = 'assistant'
+		 AND content LIKE 'Hello word 1 %' AND content LIKE '% word 300'")
+	STREAMS_LINE="$line stored=$stored"
+	say "$STREAMS_LINE"
+	APP_EXTRA_ENV=()
+}
+
 # --- report -----------------------------------------------------------------------
 
 report() {
@@ -413,6 +474,11 @@ report() {
 		printf '%-14s %10s %9s %9s %9s %9s %8s  %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" \
 			"${P99[$name]}" "$ratio" "$fratio" "$((NON2XX[$name] + ERRS[$name]))" "${NOTE[$name]:-}"
 	done
+	if [[ -n "${STREAMS_LINE:-}" ]]; then
+		echo
+		echo "streaming capacity (a piece every 100 ms for 30 s per stream):"
+		tr ' ' '\n' <<<"${STREAMS_LINE#STREAMS }" | sed 's/^/  /'
+	fi
 }
 
 main() {
@@ -421,7 +487,7 @@ main() {
 	for target in wrk spawn-fcgi curl perl cc pkg-config; do
 		command -v "$target" >/dev/null 2>&1 || die "$target not found (run scripts/deps.sh)"
 	done
-	local KNOWN=(static fcgi health profile signin conversations conversation)
+	local KNOWN=(static fcgi health profile signin conversations conversation streams)
 	for target in "${TARGETS[@]}"; do
 		declare -F "bench_$target" >/dev/null || die "no target '$target' (known: ${KNOWN[*]})"
 	done

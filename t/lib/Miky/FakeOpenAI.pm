@@ -109,7 +109,7 @@ sub new {
 	open my $fh, '>', $self->{log} or croak "$self->{log}: $!";
 	close $fh;
 
-	my $sock = IO::Socket::INET->new(Listen => 128, LocalAddr => '127.0.0.1',
+	my $sock = IO::Socket::INET->new(Listen => 1024, LocalAddr => '127.0.0.1',
 		LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
 		or croak "fake OpenAI: no port: $!";
 	$self->{port} = $sock->sockport;
