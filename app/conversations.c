@@ -82,6 +82,22 @@ like_pattern(struct request *r, const char *q)
 	return out;
 }
 
+/* {"conversation": ...} from CONV_COLS in row 0. */
+static void
+reply_conversation(struct request *r, int status, const PGresult *res)
+{
+	struct buf b = BUF_INIT;
+	struct jw w;
+
+	jw_init(&w, &b);
+	jw_obj(&w);
+	jw_key(&w, "conversation");
+	render_conversation(&w, res, 0, 0);
+	jw_end(&w);
+	reply_json(r, status, &b);
+	buf_free(&b);
+}
+
 void
 conv_list(struct request *r)
 {
@@ -126,19 +142,10 @@ conv_create(struct request *r)
 {
 	const char *p[3] = { app_req(r)->user->id, r->in[CC_TITLE].present ?
 	    r->in[CC_TITLE].s : "New conversation", r->in[CC_PERSONA].s };
-	struct buf b = BUF_INIT;
-	struct jw w;
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_CONV_CREATE, p)) == NULL)
-		return;
-	jw_init(&w, &b);
-	jw_obj(&w);
-	jw_key(&w, "conversation");
-	render_conversation(&w, res, 0, 0);
-	jw_end(&w);
-	reply_json(r, 201, &b);
-	buf_free(&b);
+	if ((res = sql_run_or_reply(r, STMT_CONV_CREATE, p)) != NULL)
+		reply_conversation(r, 201, res);
 }
 
 void
@@ -190,8 +197,6 @@ conv_update(struct request *r)
 	const char *p[4] = { r->params[0], app_req(r)->user->id,
 	    r->in[CU_TITLE].present ? r->in[CU_TITLE].s : NULL,
 	    r->in[CU_PERSONA].present ? r->in[CU_PERSONA].s : NULL };
-	struct buf b = BUF_INIT;
-	struct jw w;
 	PGresult *res;
 
 	/* Nothing to change: no write, so it keeps its place in the list. */
@@ -200,17 +205,10 @@ conv_update(struct request *r)
 	    sql_run_or_reply(r, STMT_CONV_UPDATE, p);
 	if (res == NULL)
 		return;
-	if (PQntuples(res) == 0) {
+	if (PQntuples(res) == 0)
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
-		return;
-	}
-	jw_init(&w, &b);
-	jw_obj(&w);
-	jw_key(&w, "conversation");
-	render_conversation(&w, res, 0, 0);
-	jw_end(&w);
-	reply_json(r, 200, &b);
-	buf_free(&b);
+	else
+		reply_conversation(r, 200, res);
 }
 
 void

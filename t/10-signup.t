@@ -8,7 +8,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_is);
 
 my $t = Miky::Test->new(workers => 2, threads => 4);
 my $dbh = $t->dbh;
@@ -20,23 +20,6 @@ my $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 my $PW = 'correct horse battery staple';
 
-# err_is($tx, $status, $code, $field, $name): the error shape of api.md.
-# $field undef: the error names no field.
-sub err_is {
-	my ($tx, $status, $code, $field, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $res = $tx->res;
-	my $j = eval { $res->json };
-	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
-	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
-		&& ($e->{code} // '') eq $code
-		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
-		&& length($e->{message} // '') > 0
-		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
-	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
-		if $status == 401;
-	ok($ok, $name) or diag 'got ' . ($res->code // 'no answer') . ' ' . $res->body;
-}
 
 sub count { $dbh->selectrow_array(@_) }
 sub post { $t->json_req(POST => @_) }
@@ -115,7 +98,7 @@ ok($et->[0]{live} && $et->[0]{ttl48}, 'unused, expires in 48 h');
 	is($et->[0]{h}, Digest::SHA::sha256_hex($tok1), 'only the SHA-256 of the link token is stored');
 }
 
-err_is(signin($email, $PW), 403, 'email_not_verified', undef,
+error_is(signin($email, $PW), 403, 'email_not_verified', undef,
 	'pending account, right password: 403 email_not_verified');
 
 # --- the same email again, while pending -------------------------------------
@@ -144,7 +127,7 @@ ok($tok2 && $tok2 ne $tok1, 'a new link');
 is(count('SELECT count(*) FROM email_tokens WHERE user_id = ? AND used_at IS NULL', undef, $u->{id}),
 	1, 'only the new link is live');
 
-err_is(post('/api/auth/verify-email', { token => $tok1 }), 400, 'invalid_token', undef,
+error_is(post('/api/auth/verify-email', { token => $tok1 }), 400, 'invalid_token', undef,
 	'the earlier link is void: 400 invalid_token');
 $tx = post('/api/auth/verify-email', { token => $tok2 });
 is($tx->res->code, 200, 'the new link verifies');
@@ -178,10 +161,10 @@ $tx = $t->json_req(GET => '/api/user/profile', undef,
 is($tx->res->code, 200, 'the access token of verify-email works');
 is($tx->res->json('/user/id'), $u->{id}, 'for this user');
 
-err_is(post('/api/auth/verify-email', { token => $tok2 }), 400, 'invalid_token', undef,
+error_is(post('/api/auth/verify-email', { token => $tok2 }), 400, 'invalid_token', undef,
 	'the link is single-use: 400 invalid_token the second time');
 is(signin($email, $PW2)->res->code, 200, 'the new password signs in');
-err_is(signin($email, $PW), 401, 'invalid_credentials', undef, 'the replaced password does not');
+error_is(signin($email, $PW), 401, 'invalid_credentials', undef, 'the replaced password does not');
 
 # --- the same email again, now verified --------------------------------------
 
@@ -206,7 +189,7 @@ is(count('SELECT count(*) FROM email_tokens WHERE user_id = ? AND used_at IS NUL
 is(count('SELECT count(*) FROM users WHERE email = ?', undef, $email), 1, 'still one users row');
 is(count('SELECT count(*) FROM credit_ledger WHERE user_id = ?', undef, $u->{id}), 1,
 	'no second grant');
-err_is(signin($email, 'an attacker chosen pass'), 401, 'invalid_credentials', undef,
+error_is(signin($email, 'an attacker chosen pass'), 401, 'invalid_credentials', undef,
 	"the attacker's password does not sign in");
 is(signin($email, $PW2)->res->code, 200, 'the owner still signs in');
 $tx = $t->json_req(GET => '/api/user/profile', undef,
@@ -219,7 +202,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	my ($tok, $b) = $t->signup(email => 'expiring@example.com');
 	$dbh->do(q{UPDATE email_tokens SET expires_at = now() - interval '1 second'
 		WHERE user_id = (SELECT id FROM users WHERE email = ?)}, undef, 'expiring@example.com');
-	err_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_token', undef,
+	error_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_token', undef,
 		'an expired link: 400 invalid_token');
 	ok(!count('SELECT email_verified FROM users WHERE email = ?', undef, 'expiring@example.com'),
 		'and the account stays pending');
@@ -233,20 +216,20 @@ is($tx->res->code, 200, "the owner's session is untouched");
 		'forgot-password');
 	my $reset = $t->mail_token('expiring@example.com', 'reset');
 	ok($reset, 'a reset link');
-	err_is(post('/api/auth/verify-email', { token => $reset }), 400, 'invalid_token', undef,
+	error_is(post('/api/auth/verify-email', { token => $reset }), 400, 'invalid_token', undef,
 		'a reset token at verify-email: 400 invalid_token');
 
 	for my $bad ('abc', 'A' x 42, 'A' x 44, ('A' x 42) . '!', ('A' x 42) . '=',
 		'A' x 43, "$tok\n")
 	{
-		err_is(post('/api/auth/verify-email', { token => $bad }), 400, 'invalid_token', undef,
+		error_is(post('/api/auth/verify-email', { token => $bad }), 400, 'invalid_token', undef,
 			"verify-email with token '" . substr($bad, 0, 12) . "...' (" . length($bad) . ')');
 	}
-	err_is(post('/api/auth/verify-email', {}), 400, 'invalid_input', 'token',
+	error_is(post('/api/auth/verify-email', {}), 400, 'invalid_input', 'token',
 		'verify-email without token: invalid_input token');
-	err_is(post('/api/auth/verify-email', { token => 42 }), 400, 'invalid_input', 'token',
+	error_is(post('/api/auth/verify-email', { token => 42 }), 400, 'invalid_input', 'token',
 		'verify-email with a number');
-	err_is(post('/api/auth/verify-email', { token => $tok, email => 'x@y.z' }), 400,
+	error_is(post('/api/auth/verify-email', { token => $tok, email => 'x@y.z' }), 400,
 		'invalid_input', 'email', 'verify-email with an extra field');
 }
 
@@ -254,7 +237,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 {
 	my ($tok) = $t->signup(email => 'banned.pending@example.com');
 	$dbh->do('UPDATE users SET banned_at = now() WHERE email = ?', undef, 'banned.pending@example.com');
-	err_is(post('/api/auth/verify-email', { token => $tok }), 403, 'forbidden', undef,
+	error_is(post('/api/auth/verify-email', { token => $tok }), 403, 'forbidden', undef,
 		'verify-email of a banned account: 403 forbidden');
 	ok(!count('SELECT email_verified FROM users WHERE email = ?', undef, 'banned.pending@example.com'),
 		'not verified');
@@ -277,7 +260,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	my $m = outbox('resend@example.com', 'verify');
 	is(scalar @$m, $n0 + 1, 'a new verify mail');
 	my $new = token_of($m->[-1]{link});
-	err_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_token', undef,
+	error_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_token', undef,
 		'the earlier link is void after a resend');
 
 	# Unknown and verified emails: the same answer, no mail.
@@ -291,9 +274,9 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	is(count('SELECT count(*) FROM email_outbox'), $before, 'neither queued a mail');
 
 	is(post('/api/auth/verify-email', { token => $new })->res->code, 200, 'the resent link works');
-	err_is(post('/api/auth/resend-verification', {}), 400, 'invalid_input', 'email',
+	error_is(post('/api/auth/resend-verification', {}), 400, 'invalid_input', 'email',
 		'resend without email');
-	err_is(post('/api/auth/resend-verification', { email => 'not an email' }), 400,
+	error_is(post('/api/auth/resend-verification', { email => 'not an email' }), 400,
 		'invalid_input', 'email', 'resend with a malformed email');
 }
 
@@ -364,12 +347,12 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	my %before = map { $_ => count("SELECT count(*) FROM $_") }
 		qw(users email_outbox email_tokens credit_ledger referrals);
 	$tx = signup(email => 'badref@example.com', referral_code => 'ZZZZZZZZ');
-	err_is($tx, 400, 'invalid_referral_code', 'referral_code', 'an unknown code: 400 invalid_referral_code');
+	error_is($tx, 400, 'invalid_referral_code', 'referral_code', 'an unknown code: 400 invalid_referral_code');
 	is(count("SELECT count(*) FROM $_"), $before{$_}, "nothing added to $_")
 		for sort keys %before;
 	is(count('SELECT count(*) FROM users WHERE email = ?', undef, 'badref@example.com'), 0,
 		'no users row');
-	err_is(signup(email => 'badref@example.com', referral_code => 'x' x 33), 400, 'invalid_input',
+	error_is(signup(email => 'badref@example.com', referral_code => 'x' x 33), 400, 'invalid_input',
 		'referral_code', 'a 33-character code: invalid_input');
 
 	# A pending account re-signing up with a code keeps its first answer.
@@ -382,7 +365,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 
 	# A banned referrer's code is not valid.
 	$dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $ref->{id});
-	err_is(signup(email => 'late@example.com', referral_code => $code), 400, 'invalid_referral_code',
+	error_is(signup(email => 'late@example.com', referral_code => $code), 400, 'invalid_referral_code',
 		'referral_code', "a banned referrer's code: invalid_referral_code");
 	is(count('SELECT count(*) FROM users WHERE email = ?', undef, 'late@example.com'), 0,
 		'no users row');
@@ -423,7 +406,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 			delete $b{$_} unless defined $b{$_};
 			$b{$_} = undef if ref $b{$_} eq 'SCALAR' && !defined ${ $b{$_} };
 		}
-		err_is(post('/api/auth/signup', \%b), 400, 'invalid_input', $field, "signup: $name");
+		error_is(post('/api/auth/signup', \%b), 400, 'invalid_input', $field, "signup: $name");
 	}
 	$tx = signup(email => 'lang@example.com', language => 'pt-BR');
 	is($tx->res->code, 202, 'language pt-BR is fine');
@@ -431,17 +414,17 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	is($tx->res->code, 202, 'an empty last_name is fine');
 
 	my $ct = { 'Content-Type' => 'application/json' };
-	err_is(post('/api/auth/signup', '{"email":', $ct), 400, 'invalid_json', undef, 'truncated JSON');
-	err_is(post('/api/auth/signup', '[]', $ct), 400, 'invalid_input', undef, 'a JSON array');
-	err_is(post('/api/auth/signup', '{"email":"a@b.co","email":"c@d.co"}', $ct), 400, 'invalid_input',
+	error_is(post('/api/auth/signup', '{"email":', $ct), 400, 'invalid_json', undef, 'truncated JSON');
+	error_is(post('/api/auth/signup', '[]', $ct), 400, 'invalid_input', undef, 'a JSON array');
+	error_is(post('/api/auth/signup', '{"email":"a@b.co","email":"c@d.co"}', $ct), 400, 'invalid_input',
 		'email', 'a field given twice');
-	err_is($t->json_req(POST => '/api/auth/signup', 'email=a@b.co&password=x',
+	error_is($t->json_req(POST => '/api/auth/signup', 'email=a@b.co&password=x',
 		{ 'Content-Type' => 'application/x-www-form-urlencoded' }), 415, 'unsupported_media_type',
 		undef, 'a form body: 415');
-	err_is(post('/api/auth/signup', { %ok, first_name => 'x' x 70000 }), 413, 'payload_too_large',
+	error_is(post('/api/auth/signup', { %ok, first_name => 'x' x 70000 }), 413, 'payload_too_large',
 		undef, 'a 70 KB body: 413');
 	$tx = $t->json_req(GET => '/api/auth/signup');
-	err_is($tx, 405, 'method_not_allowed', undef, 'GET /api/auth/signup: 405');
+	error_is($tx, 405, 'method_not_allowed', undef, 'GET /api/auth/signup: 405');
 	is($tx->res->headers->header('Allow'), 'POST', 'Allow: POST');
 	is(count('SELECT count(*) FROM users WHERE email = ?', undef, 'shape@example.com'), 0,
 		'no bad sign-up created an account');

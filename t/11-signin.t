@@ -6,7 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_is);
 use Digest::SHA qw(sha256_hex);
 use List::Util qw(max min);
 use MIME::Base64 qw(decode_base64);
@@ -21,21 +21,6 @@ my @USER_KEYS = sort qw(id email first_name last_name credits plan role
 	cash_paid_out_cents subscription_status created_at updated_at);
 my $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-sub err_is {
-	my ($tx, $status, $code, $field, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $res = $tx->res;
-	my $j = eval { $res->json };
-	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
-	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
-		&& ($e->{code} // '') eq $code
-		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
-		&& length($e->{message} // '') > 0
-		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
-	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
-		if $status == 401;
-	ok($ok, $name) or diag 'got ' . ($res->code // 'no answer') . ' ' . $res->body;
-}
 
 sub count { $dbh->selectrow_array(@_) }
 sub post { $t->json_req(POST => @_) }
@@ -135,15 +120,15 @@ isnt($fam2, $rt->{family_id}, 'in another family');
 
 my $unknown = signin('no.such.person@example.com', $al->{password});
 my $wrong = signin($al->{email}, 'wrong password, surely');
-err_is($unknown, 401, 'invalid_credentials', undef, 'unknown email: 401 invalid_credentials');
-err_is($wrong, 401, 'invalid_credentials', undef, 'wrong password: 401 invalid_credentials');
+error_is($unknown, 401, 'invalid_credentials', undef, 'unknown email: 401 invalid_credentials');
+error_is($wrong, 401, 'invalid_credentials', undef, 'wrong password: 401 invalid_credentials');
 is($unknown->res->body, $wrong->res->body, 'the same body, byte for byte');
 is(join(',', sort grep { !/^(?:Date|X-Request-Id|Content-Length)$/i } @{ $unknown->res->headers->names }),
 	join(',', sort grep { !/^(?:Date|X-Request-Id|Content-Length)$/i } @{ $wrong->res->headers->names }),
 	'the same headers');
-err_is(signin($al->{email}, uc $al->{password}), 401, 'invalid_credentials', undef,
+error_is(signin($al->{email}, uc $al->{password}), 401, 'invalid_credentials', undef,
 	'the password in upper case: 401');
-err_is(signin($al->{email}, "$al->{password} "), 401, 'invalid_credentials', undef,
+error_is(signin($al->{email}, "$al->{password} "), 401, 'invalid_credentials', undef,
 	'the password with a trailing space: 401 (passwords are not trimmed)');
 
 # Similar time: medians of a few tries each, within a loose factor.
@@ -168,9 +153,9 @@ $dbh->do('DELETE FROM rate_limits');
 # Pending account.
 {
 	my ($tok, $b) = $t->signup(email => 'pending@example.com');
-	err_is(signin('pending@example.com', $b->{password}), 403, 'email_not_verified', undef,
+	error_is(signin('pending@example.com', $b->{password}), 403, 'email_not_verified', undef,
 		'pending, right password: 403 email_not_verified');
-	err_is(signin('pending@example.com', 'not the password'), 401, 'invalid_credentials', undef,
+	error_is(signin('pending@example.com', 'not the password'), 401, 'invalid_credentials', undef,
 		'pending, wrong password: 401 invalid_credentials');
 	is(count(q{SELECT count(*) FROM refresh_tokens r JOIN users u ON u.id = r.user_id
 		WHERE u.email = 'pending@example.com'}), 0, 'no session for a pending account');
@@ -181,9 +166,9 @@ $dbh->do('DELETE FROM rate_limits');
 	my $b = $t->user(email => 'banned@example.com');
 	$dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $b->{id});
 	my $n = count('SELECT count(*) FROM refresh_tokens WHERE user_id = ?', undef, $b->{id});
-	err_is(signin('banned@example.com', $b->{password}), 403, 'forbidden', undef,
+	error_is(signin('banned@example.com', $b->{password}), 403, 'forbidden', undef,
 		'banned, right password: 403 forbidden');
-	err_is(signin('banned@example.com', 'not the password'), 401, 'invalid_credentials', undef,
+	error_is(signin('banned@example.com', 'not the password'), 401, 'invalid_credentials', undef,
 		'banned, wrong password: 401 invalid_credentials');
 	is(count('SELECT count(*) FROM refresh_tokens WHERE user_id = ?', undef, $b->{id}), $n,
 		'no session for a banned account');
@@ -214,19 +199,19 @@ $dbh->do('DELETE FROM rate_limits');
 			'remember' ],
 	);
 	for my $c (@cases) {
-		err_is(post('/api/auth/signin', $c->[1]), 400, 'invalid_input', $c->[2], "signin: $c->[0]");
+		error_is(post('/api/auth/signin', $c->[1]), 400, 'invalid_input', $c->[2], "signin: $c->[0]");
 	}
-	err_is(post('/api/auth/signin', '{"email":"x', { 'Content-Type' => 'application/json' }), 400,
+	error_is(post('/api/auth/signin', '{"email":"x', { 'Content-Type' => 'application/json' }), 400,
 		'invalid_json', undef, 'signin: invalid JSON');
-	err_is(post('/api/auth/signin', "email=$al->{email}", { 'Content-Type' => 'text/plain' }), 415,
+	error_is(post('/api/auth/signin', "email=$al->{email}", { 'Content-Type' => 'text/plain' }), 415,
 		'unsupported_media_type', undef, 'signin: text/plain');
 	my $tx = $t->json_req(PUT => '/api/auth/signin', { email => $al->{email} });
-	err_is($tx, 405, 'method_not_allowed', undef, 'PUT /signin: 405');
+	error_is($tx, 405, 'method_not_allowed', undef, 'PUT /signin: 405');
 	is($tx->res->headers->header('Allow'), 'POST', 'Allow: POST');
 	# A long password is checked (and refused) without trouble.
-	err_is(signin($al->{email}, 'x' x 1024), 401, 'invalid_credentials', undef,
+	error_is(signin($al->{email}, 'x' x 1024), 401, 'invalid_credentials', undef,
 		'a 1024-character password: 401');
-	err_is(signin($al->{email}, 'x' x 1025), 400, 'invalid_input', 'password',
+	error_is(signin($al->{email}, 'x' x 1025), 400, 'invalid_input', 'password',
 		'a 1025-character password: 400');
 }
 

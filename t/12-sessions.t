@@ -6,7 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_is);
 use Digest::SHA qw(hmac_sha256 hmac_sha512 sha256_hex);
 use MIME::Base64 qw(encode_base64 decode_base64);
 use Mojo::JSON qw(encode_json decode_json);
@@ -14,21 +14,6 @@ use Mojo::JSON qw(encode_json decode_json);
 my $t = Miky::Test->new(workers => 2, threads => 4);
 my $dbh = $t->dbh;
 
-sub err_is {
-	my ($tx, $status, $code, $field, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $res = $tx->res;
-	my $j = eval { $res->json };
-	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
-	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
-		&& ($e->{code} // '') eq $code
-		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
-		&& length($e->{message} // '') > 0
-		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
-	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
-		if $status == 401;
-	ok($ok, $name) or diag 'got ' . ($res->code // 'no answer') . ' ' . $res->body;
-}
 
 sub count { $dbh->selectrow_array(@_) }
 sub post { $t->json_req(POST => @_) }
@@ -112,41 +97,41 @@ my $u = $t->user(first_name => 'Sam');
 	my $other = signin($u);
 
 	# r1 again: reuse.  The family ends, the new token with it.
-	err_is(refresh($r1), 401, 'token_reused', undef, 'a spent token again: 401 token_reused');
+	error_is(refresh($r1), 401, 'token_reused', undef, 'a spent token again: 401 token_reused');
 	is(count('SELECT count(*) FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NULL',
 		undef, $fam), 0, 'every token of the family is revoked');
-	err_is(refresh($r3), 401, 'unauthorized', undef, 'the newest token of that family: 401');
-	err_is(refresh($r2), 401, 'token_reused', undef, 'another spent token of it: token_reused again');
+	error_is(refresh($r3), 401, 'unauthorized', undef, 'the newest token of that family: 401');
+	error_is(refresh($r2), 401, 'token_reused', undef, 'another spent token of it: token_reused again');
 	is(refresh($other->{refresh_token})->res->code, 200, "the user's other session is unaffected");
 }
 
 # Bad refresh tokens.
 {
-	err_is(refresh('A' x 43), 401, 'unauthorized', undef, 'an unknown token: 401 unauthorized');
-	err_is(refresh('garbage'), 401, 'unauthorized', undef, 'a malformed token: 401');
-	err_is(refresh(('A' x 42) . '+'), 401, 'unauthorized', undef, "a token with '+': 401");
+	error_is(refresh('A' x 43), 401, 'unauthorized', undef, 'an unknown token: 401 unauthorized');
+	error_is(refresh('garbage'), 401, 'unauthorized', undef, 'a malformed token: 401');
+	error_is(refresh(('A' x 42) . '+'), 401, 'unauthorized', undef, "a token with '+': 401");
 	my $s = signin($u);
-	err_is(refresh($s->{access_token}), 400, 'invalid_input', 'refresh_token',
+	error_is(refresh($s->{access_token}), 400, 'invalid_input', 'refresh_token',
 		'an access token as refresh token: 400 (longer than any refresh token)');
-	err_is(refresh(substr($s->{access_token}, 0, 43)), 401, 'unauthorized', undef,
+	error_is(refresh(substr($s->{access_token}, 0, 43)), 401, 'unauthorized', undef,
 		'its first 43 characters: 401');
 
 	$dbh->do(q{UPDATE refresh_tokens SET expires_at = now() - interval '1 second'
 		WHERE token_hash = decode(?, 'hex')}, undef, sha256_hex($s->{refresh_token}));
-	err_is(refresh($s->{refresh_token}), 401, 'unauthorized', undef, 'an expired refresh token: 401');
+	error_is(refresh($s->{refresh_token}), 401, 'unauthorized', undef, 'an expired refresh token: 401');
 
 	my $b = $t->user(first_name => 'Ban');
 	$dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $b->{id});
-	err_is(refresh($b->{refresh_token}), 401, 'unauthorized', undef, "a banned user's refresh token: 401");
+	error_is(refresh($b->{refresh_token}), 401, 'unauthorized', undef, "a banned user's refresh token: 401");
 	$dbh->do('UPDATE users SET banned_at = NULL WHERE id = ?', undef, $b->{id});
 	is(refresh($b->{refresh_token})->res->code, 200,
 		'unbanned: the same token works (the failed try did not spend it)');
 
-	err_is(post('/api/auth/refresh-token', {}), 400, 'invalid_input', 'refresh_token',
+	error_is(post('/api/auth/refresh-token', {}), 400, 'invalid_input', 'refresh_token',
 		'no refresh_token: 400 invalid_input');
-	err_is(post('/api/auth/refresh-token', { refresh_token => 'x' x 257 }), 400, 'invalid_input',
+	error_is(post('/api/auth/refresh-token', { refresh_token => 'x' x 257 }), 400, 'invalid_input',
 		'refresh_token', 'a 257-character token: 400');
-	err_is(post('/api/auth/refresh-token', { refresh_token => 'A' x 43, user_id => $u->{id} }), 400,
+	error_is(post('/api/auth/refresh-token', { refresh_token => 'A' x 43, user_id => $u->{id} }), 400,
 		'invalid_input', 'user_id', 'an extra field: 400');
 }
 
@@ -172,7 +157,7 @@ my $u = $t->user(first_name => 'Sam');
 	my $tx = post('/api/auth/logout', { refresh_token => $s1->{refresh_token} });
 	is($tx->res->code, 204, 'logout: 204');
 	is($tx->res->body, '', 'no body');
-	err_is(refresh($s1->{refresh_token}), 401, 'unauthorized', undef,
+	error_is(refresh($s1->{refresh_token}), 401, 'unauthorized', undef,
 		"the session's refresh token stops working");
 	is(refresh($s2->{refresh_token})->res->code, 200, 'another session goes on');
 
@@ -180,7 +165,7 @@ my $u = $t->user(first_name => 'Sam');
 	my $s3 = signin($u);
 	my $r = refresh($s3->{refresh_token})->res->json('/refresh_token');
 	is(post('/api/auth/logout', { refresh_token => $r })->res->code, 204, 'logout after a rotation');
-	err_is(refresh($r), 401, 'unauthorized', undef, 'the latest token is revoked');
+	error_is(refresh($r), 401, 'unauthorized', undef, 'the latest token is revoked');
 
 	is(post('/api/auth/logout', { refresh_token => 'A' x 43 })->res->code, 204,
 		'logout with an unknown token: 204 all the same');
@@ -188,8 +173,8 @@ my $u = $t->user(first_name => 'Sam');
 		'logout with a malformed token: 204');
 	is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token} })->res->code, 204,
 		'logout twice: 204');
-	err_is(post('/api/auth/logout', {}), 400, 'invalid_input', 'refresh_token', 'logout without a token: 400');
-	err_is(post('/api/auth/logout', { refresh_token => 'A' x 43, all => 'yes' }), 400, 'invalid_input',
+	error_is(post('/api/auth/logout', {}), 400, 'invalid_input', 'refresh_token', 'logout without a token: 400');
+	error_is(post('/api/auth/logout', { refresh_token => 'A' x 43, all => 'yes' }), 400, 'invalid_input',
 		'all', 'all must be a boolean');
 }
 
@@ -201,13 +186,13 @@ my $u = $t->user(first_name => 'Sam');
 	my $other = $t->user(first_name => 'Otto');
 
 	# all:true needs a valid access token; nothing ends without one.
-	err_is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token}, all => Mojo::JSON::true }),
+	error_is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token}, all => Mojo::JSON::true }),
 		401, 'unauthorized', undef, 'all:true without an access token: 401');
-	err_is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token}, all => Mojo::JSON::true },
+	error_is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token}, all => Mojo::JSON::true },
 		{ Authorization => 'Bearer not.a.token' }), 401, 'unauthorized', undef,
 		'all:true with an invalid access token: 401');
 	my $expired = mint($HS256, claims_for($v->{id}, iat => time - 2000, exp => time - 1000));
-	err_is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token}, all => Mojo::JSON::true },
+	error_is(post('/api/auth/logout', { refresh_token => $s1->{refresh_token}, all => Mojo::JSON::true },
 		{ Authorization => "Bearer $expired" }), 401, 'token_expired', undef,
 		'all:true with an expired access token: 401 token_expired');
 	is(count('SELECT count(*) FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NOT NULL',
@@ -219,8 +204,8 @@ my $u = $t->user(first_name => 'Sam');
 	is($tx->res->code, 204, 'logout all:true with an access token: 204');
 	for ([ 'verify-email', $v ], [ 'first sign-in', $s1 ], [ 'second sign-in', $s2 ]) {
 		my ($name, $s) = @$_;
-		err_is(refresh($s->{refresh_token}), 401, 'unauthorized', undef, "$name: refresh token ended");
-		err_is(profile($s->{access_token}), 401, 'unauthorized', undef, "$name: access token ended");
+		error_is(refresh($s->{refresh_token}), 401, 'unauthorized', undef, "$name: refresh token ended");
+		error_is(profile($s->{access_token}), 401, 'unauthorized', undef, "$name: access token ended");
 	}
 	is(count('SELECT count(*) FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL',
 		undef, $v->{id}), 0, 'every family of the user is revoked');
@@ -249,9 +234,9 @@ my $u = $t->user(first_name => 'Sam');
 		is(profile($r->{access_token})->res->code, 200, "round $round: and its refreshed token");
 		is(post('/api/auth/logout', { refresh_token => $s->{refresh_token}, all => Mojo::JSON::true },
 			{ Authorization => "Bearer $r->{access_token}" })->res->code, 204, "round $round: logout all");
-		err_is(profile($s->{access_token}), 401, 'unauthorized', undef,
+		error_is(profile($s->{access_token}), 401, 'unauthorized', undef,
 			"round $round: its first access token ended in the same second");
-		err_is(profile($r->{access_token}), 401, 'unauthorized', undef,
+		error_is(profile($r->{access_token}), 401, 'unauthorized', undef,
 			"round $round: its refreshed access token ended too");
 		my $n = signin($w);
 		is(profile($n->{access_token})->res->code, 200, "round $round: a sign-in after that works");
@@ -303,13 +288,13 @@ my @forged = (
 	[ 'a refresh token', $u->{refresh_token} ],
 );
 for my $f (@forged) {
-	err_is(profile($f->[1]), 401, 'unauthorized', undef, "forged access token: $f->[0] -> 401");
+	error_is(profile($f->[1]), 401, 'unauthorized', undef, "forged access token: $f->[0] -> 401");
 }
 
 my $exp = mint($HS256, claims_for($u->{id}, iat => $now - 1000, exp => $now - 100));
-err_is(profile($exp), 401, 'token_expired', undef, 'an expired token: 401 token_expired');
+error_is(profile($exp), 401, 'token_expired', undef, 'an expired token: 401 token_expired');
 my $exp_forged = mint($HS256, claims_for($u->{id}, iat => $now - 1000, exp => $now - 100), key => 'x' x 48);
-err_is(profile($exp_forged), 401, 'unauthorized', undef,
+error_is(profile($exp_forged), 401, 'unauthorized', undef,
 	'an expired token with a bad signature: unauthorized, not token_expired');
 is(profile(mint($HS256, claims_for($u->{id}, iat => $now + 30, exp => $now + 930)))->res->code, 200,
 	'iat 30 s ahead is within the clock leeway');
@@ -320,16 +305,16 @@ is(profile(mint($HS256, claims_for($u->{id}, iat => $now + 30, exp => $now + 930
 	my $tok = mint($HS256, claims_for($d->{id}));
 	is(profile($tok)->res->code, 200, 'a token of a live user works (control)');
 	$dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $d->{id});
-	err_is(profile($tok), 401, 'unauthorized', undef, 'the same token once banned: 401');
-	err_is(profile($d->{access_token}), 401, 'unauthorized', undef, 'its own issued token too');
+	error_is(profile($tok), 401, 'unauthorized', undef, 'the same token once banned: 401');
+	error_is(profile($d->{access_token}), 401, 'unauthorized', undef, 'its own issued token too');
 	$dbh->do('UPDATE users SET banned_at = NULL WHERE id = ?', undef, $d->{id});
 	is(profile($tok)->res->code, 200, 'unbanned: works again');
 	$dbh->do('DELETE FROM users WHERE id = ?', undef, $d->{id});
-	err_is(profile($tok), 401, 'unauthorized', undef, 'the user deleted: 401');
+	error_is(profile($tok), 401, 'unauthorized', undef, 'the user deleted: 401');
 
 	my ($ptok) = $t->signup(email => 'not.yet@example.com');
 	my $pid = count('SELECT id FROM users WHERE email = ?', undef, 'not.yet@example.com');
-	err_is(profile(mint($HS256, claims_for($pid))), 401, 'unauthorized', undef,
+	error_is(profile(mint($HS256, claims_for($pid))), 401, 'unauthorized', undef,
 		'a minted token of a pending (unverified) user: 401');
 }
 
@@ -350,7 +335,7 @@ is(profile(mint($HS256, claims_for($u->{id}, iat => $now + 30, exp => $now + 930
 	);
 	for my $b (@bad) {
 		my $tx = defined $b->[1] ? profile_with($b->[1]) : $t->json_req(GET => '/api/user/profile');
-		err_is($tx, 401, 'unauthorized', undef, "Authorization: $b->[0] -> 401");
+		error_is($tx, 401, 'unauthorized', undef, "Authorization: $b->[0] -> 401");
 	}
 }
 

@@ -7,27 +7,12 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_is);
 use Digest::SHA qw(sha256_hex);
 
 my $t = Miky::Test->new(workers => 2, threads => 4);
 my $dbh = $t->dbh;
 
-sub err_is {
-	my ($tx, $status, $code, $field, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $res = $tx->res;
-	my $j = eval { $res->json };
-	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
-	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
-		&& ($e->{code} // '') eq $code
-		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
-		&& length($e->{message} // '') > 0
-		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
-	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
-		if $status == 401;
-	ok($ok, $name) or diag 'got ' . ($res->code // 'no answer') . ' ' . $res->body;
-}
 
 sub count { $dbh->selectrow_array(@_) }
 sub post { $t->json_req(POST => @_) }
@@ -80,7 +65,7 @@ my $NEWPW = 'brand new secret phrase';
 	my $first = $t->mail_token($u->{email}, 'reset');
 	my $second = reset_token($u->{email});
 	isnt($second, $first, 'a new link');
-	err_is(reset_pw($first, $NEWPW), 400, 'invalid_token', undef, 'the earlier reset link is void');
+	error_is(reset_pw($first, $NEWPW), 400, 'invalid_token', undef, 'the earlier reset link is void');
 	is(count(q{SELECT count(*) FROM email_tokens WHERE user_id = ? AND purpose = 'reset'
 		AND used_at IS NULL}, undef, $u->{id}), 1, 'one live reset token');
 
@@ -91,10 +76,10 @@ my $NEWPW = 'brand new secret phrase';
 	is($tx->res->code, 202, 'forgot-password for a banned account: 202');
 	is(mails($b->{email}, 'reset'), 0, 'but no reset mail');
 
-	err_is(post('/api/auth/forgot-password', {}), 400, 'invalid_input', 'email', 'no email: 400');
-	err_is(post('/api/auth/forgot-password', { email => 'x' }), 400, 'invalid_input', 'email',
+	error_is(post('/api/auth/forgot-password', {}), 400, 'invalid_input', 'email', 'no email: 400');
+	error_is(post('/api/auth/forgot-password', { email => 'x' }), 400, 'invalid_input', 'email',
 		'malformed email: 400');
-	err_is(post('/api/auth/forgot-password', { email => $u->{email}, password => 'x' }), 400,
+	error_is(post('/api/auth/forgot-password', { email => $u->{email}, password => 'x' }), 400,
 		'invalid_input', 'password', 'an extra field: 400');
 }
 
@@ -107,9 +92,9 @@ my $NEWPW = 'brand new secret phrase';
 	my $tok = reset_token($u->{email});
 
 	# Rule failures do not spend the link.
-	err_is(reset_pw($tok, 'short'), 400, 'invalid_input', 'password', 'a 5-character password: 400');
-	err_is(reset_pw($tok, $u->{email}), 400, 'invalid_input', 'password', 'the email as password: 400');
-	err_is(reset_pw($tok, 'password123'), 400, 'invalid_input', 'password', 'a common password: 400');
+	error_is(reset_pw($tok, 'short'), 400, 'invalid_input', 'password', 'a 5-character password: 400');
+	error_is(reset_pw($tok, $u->{email}), 400, 'invalid_input', 'password', 'the email as password: 400');
+	error_is(reset_pw($tok, 'password123'), 400, 'invalid_input', 'password', 'a common password: 400');
 	is(count('SELECT password_hash FROM users WHERE id = ?', undef, $u->{id}), $hash0, 'password unchanged');
 	is(profile($u->{access_token})->res->code, 200, 'sessions untouched by refused resets');
 
@@ -122,18 +107,18 @@ my $NEWPW = 'brand new secret phrase';
 
 	# Every session ends, at once (these tokens are from this second or the last).
 	for ([ 'verify-email session', $u ], [ 'sign-in session', $s2 ]) {
-		err_is(profile($_->[1]{access_token}), 401, 'unauthorized', undef, "$_->[0]: access token ended");
-		err_is(refresh($_->[1]{refresh_token}), 401, 'unauthorized', undef, "$_->[0]: refresh token ended");
+		error_is(profile($_->[1]{access_token}), 401, 'unauthorized', undef, "$_->[0]: access token ended");
+		error_is(refresh($_->[1]{refresh_token}), 401, 'unauthorized', undef, "$_->[0]: refresh token ended");
 	}
 	is(count('SELECT count(*) FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL', undef, $u->{id}),
 		0, 'every refresh token revoked');
 
-	err_is(signin($u->{email}, $u->{password}), 401, 'invalid_credentials', undef, 'the old password fails');
+	error_is(signin($u->{email}, $u->{password}), 401, 'invalid_credentials', undef, 'the old password fails');
 	my $n = signin($u->{email}, $NEWPW);
 	is($n->res->code, 200, 'the new password signs in');
 	is(profile($n->res->json('/access_token'))->res->code, 200, 'and its token works at once');
 
-	err_is(reset_pw($tok, 'yet another good phrase'), 400, 'invalid_token', undef,
+	error_is(reset_pw($tok, 'yet another good phrase'), 400, 'invalid_token', undef,
 		'the link is single-use: 400 invalid_token');
 	is(signin($u->{email}, $NEWPW)->res->code, 200, 'and did not change the password again');
 
@@ -141,24 +126,24 @@ my $NEWPW = 'brand new secret phrase';
 	my $e = reset_token($u->{email});
 	$dbh->do(q{UPDATE email_tokens SET expires_at = now() - interval '1 second'
 		WHERE user_id = ? AND purpose = 'reset' AND used_at IS NULL}, undef, $u->{id});
-	err_is(reset_pw($e, 'yet another good phrase'), 400, 'invalid_token', undef, 'an expired link: 400 invalid_token');
+	error_is(reset_pw($e, 'yet another good phrase'), 400, 'invalid_token', undef, 'an expired link: 400 invalid_token');
 	is(signin($u->{email}, $NEWPW)->res->code, 200, 'password unchanged');
 
 	# Not a reset token.
 	my ($vtok) = $t->signup(email => 'verify.not.reset@example.com');
-	err_is(reset_pw($vtok, 'yet another good phrase'), 400, 'invalid_token', undef,
+	error_is(reset_pw($vtok, 'yet another good phrase'), 400, 'invalid_token', undef,
 		'a verification token at reset-password: 400 invalid_token');
 	for my $bad ('', 'x', 'A' x 43, ('A' x 42) . '*') {
 		my $tx = reset_pw($bad, 'yet another good phrase');
 		if ($bad eq '') {
-			err_is($tx, 400, 'invalid_input', 'token', 'an empty token: 400 invalid_input');
+			error_is($tx, 400, 'invalid_input', 'token', 'an empty token: 400 invalid_input');
 		} else {
-			err_is($tx, 400, 'invalid_token', undef, "token '$bad': 400 invalid_token");
+			error_is($tx, 400, 'invalid_token', undef, "token '$bad': 400 invalid_token");
 		}
 	}
-	err_is(post('/api/auth/reset-password', { token => 'A' x 43 }), 400, 'invalid_input', 'password',
+	error_is(post('/api/auth/reset-password', { token => 'A' x 43 }), 400, 'invalid_input', 'password',
 		'no password: 400');
-	err_is(post('/api/auth/reset-password', { password => $NEWPW }), 400, 'invalid_input', 'token',
+	error_is(post('/api/auth/reset-password', { password => $NEWPW }), 400, 'invalid_input', 'token',
 		'no token: 400');
 }
 
@@ -172,8 +157,8 @@ my $NEWPW = 'brand new secret phrase';
 	is(profile($s->{access_token})->res->code, 200, 'a session begun just after a change works');
 	my $tok = reset_token($u->{email});
 	is(reset_pw($tok, $NEWPW)->res->code, 200, 'reset in the same second');
-	err_is(profile($s->{access_token}), 401, 'unauthorized', undef, 'that access token ended');
-	err_is(refresh($s->{refresh_token}), 401, 'unauthorized', undef, 'that refresh token ended');
+	error_is(profile($s->{access_token}), 401, 'unauthorized', undef, 'that access token ended');
+	error_is(refresh($s->{refresh_token}), 401, 'unauthorized', undef, 'that refresh token ended');
 	my $n = signin($u->{email}, $NEWPW)->res->json;
 	is(profile($n->{access_token})->res->code, 200, 'a new sign-in works');
 }
@@ -187,7 +172,7 @@ my $NEWPW = 'brand new secret phrase';
 	ok(count('SELECT email_verified FROM users WHERE email = ?', undef, 'pending.reset@example.com'),
 		'email_verified is now true');
 	is(signin('pending.reset@example.com', $NEWPW)->res->code, 200, 'signs in with the new password');
-	err_is(post('/api/auth/verify-email', { token => $vtok }), 400, 'invalid_token', undef,
+	error_is(post('/api/auth/verify-email', { token => $vtok }), 400, 'invalid_token', undef,
 		'the verification link is void now');
 }
 
@@ -199,20 +184,20 @@ my $NEWPW = 'brand new secret phrase';
 	my $other = session($u);    # another device
 	my $hash0 = count('SELECT password_hash FROM users WHERE id = ?', undef, $u->{id});
 
-	err_is(change($me->{access_token}, 'not my password', $NEWPW), 401, 'invalid_credentials', undef,
+	error_is(change($me->{access_token}, 'not my password', $NEWPW), 401, 'invalid_credentials', undef,
 		'wrong current password: 401 invalid_credentials');
 	is(count('SELECT password_hash FROM users WHERE id = ?', undef, $u->{id}), $hash0, 'nothing changed');
 	is(profile($other->{access_token})->res->code, 200, 'no session ended');
 
-	err_is(change($me->{access_token}, $u->{password}, 'short'), 400, 'invalid_input', 'new_password',
+	error_is(change($me->{access_token}, $u->{password}, 'short'), 400, 'invalid_input', 'new_password',
 		'a short new password: 400 naming new_password');
-	err_is(post('/api/user/change-password', { current_password => $u->{password} },
+	error_is(post('/api/user/change-password', { current_password => $u->{password} },
 		{ Authorization => "Bearer $me->{access_token}" }), 400, 'invalid_input', 'new_password',
 		'no new_password: 400');
-	err_is(post('/api/user/change-password', { new_password => $NEWPW },
+	error_is(post('/api/user/change-password', { new_password => $NEWPW },
 		{ Authorization => "Bearer $me->{access_token}" }), 400, 'invalid_input', 'current_password',
 		'no current_password: 400');
-	err_is(post('/api/user/change-password', { current_password => $u->{password}, new_password => $NEWPW }),
+	error_is(post('/api/user/change-password', { current_password => $u->{password}, new_password => $NEWPW }),
 		401, 'unauthorized', undef, 'without an access token: 401');
 	is(count('SELECT password_hash FROM users WHERE id = ?', undef, $u->{id}), $hash0, 'still unchanged');
 
@@ -225,14 +210,14 @@ my $NEWPW = 'brand new secret phrase';
 	# api.md: "other sessions end"; the caller's session goes on, its
 	# access token included (tokens_valid_family spares its family).
 	is(profile($me->{access_token})->res->code, 200, "the caller's access token still works");
-	err_is(profile($other->{access_token}), 401, 'unauthorized', undef, "the other session's access token ended");
-	err_is(refresh($other->{refresh_token}), 401, 'unauthorized', undef, "the other session's refresh token ended");
-	err_is(refresh($u->{refresh_token}), 401, 'unauthorized', undef, 'the verify-email session ended');
+	error_is(profile($other->{access_token}), 401, 'unauthorized', undef, "the other session's access token ended");
+	error_is(refresh($other->{refresh_token}), 401, 'unauthorized', undef, "the other session's refresh token ended");
+	error_is(refresh($u->{refresh_token}), 401, 'unauthorized', undef, 'the verify-email session ended');
 	my $r = refresh($me->{refresh_token});
 	is($r->res->code, 200, "the caller's refresh token still works");
 	is(profile($r->res->json('/access_token'))->res->code, 200, 'and gives a working access token');
 
-	err_is(signin($u->{email}, $u->{password}), 401, 'invalid_credentials', undef, 'the old password fails');
+	error_is(signin($u->{email}, $u->{password}), 401, 'invalid_credentials', undef, 'the old password fails');
 	is(signin($u->{email}, $NEWPW)->res->code, 200, 'the new password signs in');
 
 	# The spared session is spared once: a later end of all sessions
@@ -240,9 +225,9 @@ my $NEWPW = 'brand new secret phrase';
 	my $third = session({ email => $u->{email}, password => $NEWPW });
 	is(post('/api/auth/logout', { refresh_token => $third->{refresh_token}, all => Mojo::JSON::true },
 		{ Authorization => "Bearer $third->{access_token}" })->res->code, 204, 'logout everywhere');
-	err_is(profile($me->{access_token}), 401, 'unauthorized', undef,
+	error_is(profile($me->{access_token}), 401, 'unauthorized', undef,
 		"then the caller's old access token ends too");
-	err_is(profile($r->res->json('/access_token')), 401, 'unauthorized', undef,
+	error_is(profile($r->res->json('/access_token')), 401, 'unauthorized', undef,
 		'and its refreshed one');
 }
 
@@ -256,8 +241,8 @@ my $NEWPW = 'brand new secret phrase';
 	is(profile($other->{access_token})->res->code, 200, 'sessions begun just after a change work');
 	is(change($me->{access_token}, $u->{password}, $NEWPW)->res->code, 200, 'change in the same second');
 	is(profile($me->{access_token})->res->code, 200, "the caller's access token still works");
-	err_is(profile($other->{access_token}), 401, 'unauthorized', undef, "the other access token ended");
-	err_is(refresh($other->{refresh_token}), 401, 'unauthorized', undef, 'the other refresh token ended');
+	error_is(profile($other->{access_token}), 401, 'unauthorized', undef, "the other access token ended");
+	error_is(refresh($other->{refresh_token}), 401, 'unauthorized', undef, 'the other refresh token ended');
 	my $r = refresh($me->{refresh_token})->res->json;
 	is(profile($r->{access_token})->res->code, 200, "the caller refreshes and goes on");
 }
@@ -295,7 +280,7 @@ my $NEWPW = 'brand new secret phrase';
 	for my $c (@bad) {
 		my $tx = post('/api/auth/signup', { email => $email, password => $c->[1],
 			first_name => 'R', last_name => 'P' });
-		err_is($tx, 400, 'invalid_input', 'password', "signup, password $c->[0]: 400 invalid_input");
+		error_is($tx, 400, 'invalid_input', 'password', "signup, password $c->[0]: 400 invalid_input");
 	}
 	is(count('SELECT count(*) FROM users WHERE email = ?', undef, $email), 0, 'no account made');
 	is(count('SELECT count(*) FROM email_outbox WHERE to_addr = ?', undef, $email), 0, 'no mail');
@@ -310,20 +295,20 @@ my $NEWPW = 'brand new secret phrase';
 	my $tok = $t->mail_token('good3@example.com', 'verify');
 	is(post('/api/auth/verify-email', { token => $tok })->res->code, 200, 'verified');
 	is(signin('good3@example.com', $good[2][1])->res->code, 200, 'signs in with 8 multibyte characters');
-	err_is(signin('good3@example.com', 'nceeaosd'), 401, 'invalid_credentials', undef,
+	error_is(signin('good3@example.com', 'nceeaosd'), 401, 'invalid_credentials', undef,
 		'its ASCII look-alike does not');
 
 	# Passwords are taken as typed: white space is part of them.
 	my $sp = $t->user(email => 'spaces@example.com', password => '  padded secret  ');
 	is(signin('spaces@example.com', '  padded secret  ')->res->code, 200, 'a password with spaces, as typed');
-	err_is(signin('spaces@example.com', 'padded secret'), 401, 'invalid_credentials', undef,
+	error_is(signin('spaces@example.com', 'padded secret'), 401, 'invalid_credentials', undef,
 		'not trimmed');
 
 	# Reset: the rules against the account's email.
 	my $r = $t->user(email => $email, password => 'the original phrase');
 	$tok = reset_token($email);
 	for my $c (@bad) {
-		err_is(reset_pw($tok, $c->[1]), 400, 'invalid_input', 'password', "reset, password $c->[0]: 400");
+		error_is(reset_pw($tok, $c->[1]), 400, 'invalid_input', 'password', "reset, password $c->[0]: 400");
 	}
 	is(reset_pw($tok, "\x{f1}\x{e7}\x{fc}\x{e9}\x{e5}\x{f8}\x{df}\x{111}")->res->code, 200,
 		'reset to 8 multibyte characters: 200 (the refusals left the link usable)');
@@ -333,7 +318,7 @@ my $NEWPW = 'brand new secret phrase';
 	# Change: the same rules, naming new_password.
 	my $access = $s->res->json('/access_token');
 	for my $c (@bad) {
-		err_is(change($access, "\x{f1}\x{e7}\x{fc}\x{e9}\x{e5}\x{f8}\x{df}\x{111}", $c->[1]), 400,
+		error_is(change($access, "\x{f1}\x{e7}\x{fc}\x{e9}\x{e5}\x{f8}\x{df}\x{111}", $c->[1]), 400,
 			'invalid_input', 'new_password', "change, new password $c->[0]: 400");
 	}
 	is(profile($access)->res->code, 200, 'the refusals ended no session');

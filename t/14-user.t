@@ -6,7 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_is);
 use MIME::Base64 qw(encode_base64);
 
 my $t = Miky::Test->new(workers => 2, threads => 4);
@@ -17,21 +17,6 @@ my @USER_KEYS = sort qw(id email first_name last_name credits plan role
 	cash_paid_out_cents subscription_status created_at updated_at);
 my $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-sub err_is {
-	my ($tx, $status, $code, $field, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $res = $tx->res;
-	my $j = eval { $res->json };
-	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
-	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
-		&& ($e->{code} // '') eq $code
-		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
-		&& length($e->{message} // '') > 0
-		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
-	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
-		if $status == 401;
-	ok($ok, $name) or diag 'got ' . ($res->code // 'no answer') . ' ' . $res->body;
-}
 
 sub count { $dbh->selectrow_array(@_) }
 sub req {
@@ -54,7 +39,7 @@ for my $e ([ GET => '/api/user/profile' ], [ PUT => '/api/user/profile', {} ],
 	[ POST => '/api/user/change-password', { current_password => 'x', new_password => 'y' x 8 } ],
 	[ DELETE => '/api/user', { password => 'x' } ])
 {
-	err_is($t->json_req($e->[0] => $e->[1], $e->[2]), 401, 'unauthorized', undef,
+	error_is($t->json_req($e->[0] => $e->[1], $e->[2]), 401, 'unauthorized', undef,
 		"$e->[0] $e->[1] without a token: 401");
 }
 
@@ -121,9 +106,9 @@ my $u = $t->user(first_name => 'Paula', last_name => 'Prim');
 	);
 	for my $f (@fields) {
 		my ($k, $v) = @$f;
-		err_is(req(PUT => '/api/user/profile', $u, { $k => $v }), 400, 'invalid_input', $k,
+		error_is(req(PUT => '/api/user/profile', $u, { $k => $v }), 400, 'invalid_input', $k,
 			"PUT /profile {$k}: 400 invalid_input naming $k");
-		err_is(req(PUT => '/api/user/profile', $u, { first_name => 'Hacked', $k => $v }), 400,
+		error_is(req(PUT => '/api/user/profile', $u, { first_name => 'Hacked', $k => $v }), 400,
 			'invalid_input', $k, "PUT /profile {first_name, $k}: 400 too");
 	}
 	is_deeply(row($u->{id}), $before, 'nothing in the users row changed');
@@ -143,18 +128,18 @@ my $u = $t->user(first_name => 'Paula', last_name => 'Prim');
 		[ 'language english', { language => 'english' }, 'language' ],
 	);
 	for my $c (@bad) {
-		err_is(req(PUT => '/api/user/profile', $u, $c->[1]), 400, 'invalid_input', $c->[2],
+		error_is(req(PUT => '/api/user/profile', $u, $c->[1]), 400, 'invalid_input', $c->[2],
 			"PUT /profile, $c->[0]: 400");
 	}
-	err_is(req(PUT => '/api/user/profile', $u, '{"first_name":', { 'Content-Type' => 'application/json' }),
+	error_is(req(PUT => '/api/user/profile', $u, '{"first_name":', { 'Content-Type' => 'application/json' }),
 		400, 'invalid_json', undef, 'PUT /profile, bad JSON: 400 invalid_json');
-	err_is(req(PUT => '/api/user/profile', $u, 'first_name=x', { 'Content-Type' => 'text/plain' }),
+	error_is(req(PUT => '/api/user/profile', $u, 'first_name=x', { 'Content-Type' => 'text/plain' }),
 		415, 'unsupported_media_type', undef, 'PUT /profile, text/plain: 415');
-	err_is(req(PUT => '/api/user/profile', $u, '["x"]', { 'Content-Type' => 'application/json' }),
+	error_is(req(PUT => '/api/user/profile', $u, '["x"]', { 'Content-Type' => 'application/json' }),
 		400, 'invalid_input', undef, 'PUT /profile, an array: 400 invalid_input');
 	is_deeply(row($u->{id}), $before, 'still nothing changed');
 	my $tx = req(POST => '/api/user/profile', $u, {});
-	err_is($tx, 405, 'method_not_allowed', undef, 'POST /profile: 405');
+	error_is($tx, 405, 'method_not_allowed', undef, 'POST /profile: 405');
 	like($tx->res->headers->header('Allow') // '', qr/^(?=.*GET)(?=.*PUT)/, 'Allow: GET, PUT');
 }
 
@@ -237,13 +222,13 @@ my $u = $t->user(first_name => 'Paula', last_name => 'Prim');
 		"someone else's cursor shows nothing of the other's entries");
 
 	for my $l ('0', '101', 'abc', '-1', '1.5', '', '1e1', ' 5', '0x10', '99999999999999999999') {
-		err_is(req(GET => "/api/user/credits?limit=$l", $c), 400, 'invalid_input', 'limit',
+		error_is(req(GET => "/api/user/credits?limit=$l", $c), 400, 'invalid_input', 'limit',
 			"limit=$l: 400 invalid_input naming limit");
 	}
 	for my $cur ('!!!', b64url('abc'), b64url('0'), b64url('-5'), b64url('12abc'),
 		b64url('9223372036854775808'), 'A', b64url("1\0"), 'x' x 400)
 	{
-		err_is(req(GET => "/api/user/credits?cursor=$cur", $c), 400, 'invalid_input', 'cursor',
+		error_is(req(GET => "/api/user/credits?cursor=$cur", $c), 400, 'invalid_input', 'cursor',
 			'a bad cursor (' . substr($cur, 0, 16) . '): 400 invalid_input naming cursor');
 	}
 }
@@ -261,22 +246,22 @@ my $u = $t->user(first_name => 'Paula', last_name => 'Prim');
 		Mojo::JSON::true, 'lower-case input is accepted');
 	is($t->json_req(POST => '/api/user/verify-referral', { referral_code => " $code " })->res->code, 200,
 		'surrounding spaces are ignored');
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => 'ZZZZZZZZ' }), 404,
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => 'ZZZZZZZZ' }), 404,
 		'invalid_referral_code', 'referral_code', 'an unknown code: 404 invalid_referral_code');
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => substr($code, 0, 7) }), 404,
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => substr($code, 0, 7) }), 404,
 		'invalid_referral_code', 'referral_code', 'a prefix of a code: 404');
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => "$code%" }), 404,
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => "$code%" }), 404,
 		'invalid_referral_code', 'referral_code', 'a code with a LIKE wildcard: 404');
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => '' }), 400,
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => '' }), 400,
 		'invalid_input', 'referral_code', 'an empty code: 400');
-	err_is($t->json_req(POST => '/api/user/verify-referral', {}), 400, 'invalid_input', 'referral_code',
+	error_is($t->json_req(POST => '/api/user/verify-referral', {}), 400, 'invalid_input', 'referral_code',
 		'no code: 400');
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => 'x' x 33 }), 400,
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => 'x' x 33 }), 400,
 		'invalid_input', 'referral_code', 'a 33-character code: 400');
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => $code, email => 'a@b.co' }),
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => $code, email => 'a@b.co' }),
 		400, 'invalid_input', 'email', 'an extra field: 400');
 	$dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $r->{id});
-	err_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => $code }), 404,
+	error_is($t->json_req(POST => '/api/user/verify-referral', { referral_code => $code }), 404,
 		'invalid_referral_code', 'referral_code', "a banned user's code: 404");
 	$dbh->do('UPDATE users SET banned_at = NULL WHERE id = ?', undef, $r->{id});
 }
@@ -362,15 +347,15 @@ my ($conv, @msg, $txn);
 		undef, $x->{id});
 	is(scalar @$ledger_ids, 2, 'two ledger rows');
 
-	err_is(req(DELETE => '/api/user', $x, { password => 'not her password' }), 401, 'invalid_credentials', undef,
+	error_is(req(DELETE => '/api/user', $x, { password => 'not her password' }), 401, 'invalid_credentials', undef,
 		'DELETE with a wrong password: 401 invalid_credentials');
 	ok(count('SELECT count(*) FROM users WHERE id = ?', undef, $x->{id}), 'the account is still there');
 	is(count("SELECT count(*) FROM $_ WHERE user_id = ?", undef, $x->{id}), $before{$_}, "$_ untouched")
 		for sort keys %before;
-	err_is(req(DELETE => '/api/user', $x, {}), 400, 'invalid_input', 'password', 'DELETE without a password: 400');
-	err_is(req(DELETE => '/api/user', $x, { password => $x->{password}, confirm => Mojo::JSON::true }), 400,
+	error_is(req(DELETE => '/api/user', $x, {}), 400, 'invalid_input', 'password', 'DELETE without a password: 400');
+	error_is(req(DELETE => '/api/user', $x, { password => $x->{password}, confirm => Mojo::JSON::true }), 400,
 		'invalid_input', 'confirm', 'DELETE with an extra field: 400');
-	err_is(req(DELETE => '/api/user', $x), 400, 'invalid_input', 'password', 'DELETE without a body: 400');
+	error_is(req(DELETE => '/api/user', $x), 400, 'invalid_input', 'password', 'DELETE without a body: 400');
 	ok(count('SELECT count(*) FROM users WHERE id = ?', undef, $x->{id}), 'still there');
 
 	my $tx = req(DELETE => '/api/user', $x, { password => $x->{password} });
@@ -391,12 +376,12 @@ my ($conv, @msg, $txn);
 	ok(!defined count('SELECT referred_by FROM users WHERE email = ?', undef, 'invitee.of.x@example.com'),
 		"the invitee's account stays, referred_by cleared");
 
-	err_is(req(GET => '/api/user/profile', $x), 401, 'unauthorized', undef, 'her access token: 401');
-	err_is($t->json_req(POST => '/api/auth/refresh-token', { refresh_token => $x->{refresh_token} }), 401,
+	error_is(req(GET => '/api/user/profile', $x), 401, 'unauthorized', undef, 'her access token: 401');
+	error_is($t->json_req(POST => '/api/auth/refresh-token', { refresh_token => $x->{refresh_token} }), 401,
 		'unauthorized', undef, 'her refresh token: 401');
-	err_is($t->json_req(POST => '/api/auth/signin', { email => $x->{email}, password => $x->{password} }), 401,
+	error_is($t->json_req(POST => '/api/auth/signin', { email => $x->{email}, password => $x->{password} }), 401,
 		'invalid_credentials', undef, 'signing in: 401 invalid_credentials');
-	err_is(req(DELETE => '/api/user', $x, { password => $x->{password} }), 401, 'unauthorized', undef,
+	error_is(req(DELETE => '/api/user', $x, { password => $x->{password} }), 401, 'unauthorized', undef,
 		'deleting again: 401');
 	is($t->json_req(POST => '/api/auth/signup', { email => $x->{email}, password => 'a fresh start phrase',
 		first_name => 'Xena', last_name => 'Again' })->res->code, 202, 'the email can sign up again');

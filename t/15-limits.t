@@ -8,28 +8,13 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_is);
 use Mojo::Promise;
 use Time::HiRes qw(sleep);
 
 my $t = Miky::Test->new(workers => 2, threads => 8);
 my $dbh = $t->dbh;
 
-sub err_is {
-	my ($tx, $status, $code, $field, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	my $res = $tx->res;
-	my $j = eval { $res->json };
-	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
-	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
-		&& ($e->{code} // '') eq $code
-		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
-		&& length($e->{message} // '') > 0
-		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
-	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
-		if $status == 401;
-	ok($ok, $name) or diag 'got ' . ($res->code // 'no answer') . ' ' . $res->body;
-}
 
 sub count { $dbh->selectrow_array(@_) }
 sub post { $t->json_req(POST => @_) }
@@ -71,14 +56,14 @@ sub parallel {
 	fresh_window(900, 30);
 	for my $i (1 .. 10) {
 		my $email = $i % 2 ? $u->{email} : uc $u->{email};
-		err_is(signin($email, "wrong password $i"), 401, 'invalid_credentials', undef,
+		error_is(signin($email, "wrong password $i"), 401, 'invalid_credentials', undef,
 			"failed sign-in $i: 401");
 	}
 	is(count('SELECT count FROM rate_limits WHERE key = ?', undef, "signin_fail:$u->{email}"), 10,
 		'ten failures counted under the normalised email');
 	for my $try ([ 'a wrong password', 'wrong password 11' ], [ 'the right password', $u->{password} ]) {
 		my $tx = signin($u->{email}, $try->[1]);
-		err_is($tx, 429, 'rate_limited', undef, "the 11th sign-in, with $try->[0]: 429 rate_limited");
+		error_is($tx, 429, 'rate_limited', undef, "the 11th sign-in, with $try->[0]: 429 rate_limited");
 		my $ra = $tx->res->headers->header('Retry-After');
 		ok(defined $ra && $ra =~ /^\d+$/ && $ra >= 1 && $ra <= 900, "Retry-After: $ra (1..900 s)");
 	}
@@ -90,10 +75,10 @@ sub parallel {
 
 	is(signin($other->{email}, $other->{password})->res->code, 200, 'another email is not limited');
 	# The password checks of a session count with the sign-ins.
-	err_is($t->json_req(DELETE => '/api/user', { password => $u->{password} }, $t->auth($u)), 429,
+	error_is($t->json_req(DELETE => '/api/user', { password => $u->{password} }, $t->auth($u)), 429,
 		'rate_limited', undef, 'DELETE /api/user with the right password: 429 as well');
 	ok(count('SELECT count(*) FROM users WHERE id = ?', undef, $u->{id}), 'and nothing deleted');
-	err_is(post('/api/user/change-password', { current_password => $u->{password}, new_password => 'quite another phrase' },
+	error_is(post('/api/user/change-password', { current_password => $u->{password}, new_password => 'quite another phrase' },
 		$t->auth($u)), 429, 'rate_limited', undef, 'change-password: 429 as well');
 	is(signin($u->{email}, $u->{password})->res->code, 429, 'still limited');
 
@@ -104,7 +89,7 @@ sub parallel {
 	for my $i (1 .. 10) {
 		signin('ghost@example.com', "guess $i");
 	}
-	err_is(signin('ghost@example.com', 'guess 11'), 429, 'rate_limited', undef,
+	error_is(signin('ghost@example.com', 'guess 11'), 429, 'rate_limited', undef,
 		'an unknown email: 429 after ten failures too');
 
 	# Guesses sent at once cannot overrun the limit: each attempt takes
@@ -132,7 +117,7 @@ sub parallel {
 		post('/api/user/change-password', { current_password => "nope $i", new_password => 'quite another phrase' },
 			$t->auth($other));
 	}
-	err_is(signin($other->{email}, $other->{password}), 429, 'rate_limited', undef,
+	error_is(signin($other->{email}, $other->{password}), 429, 'rate_limited', undef,
 		'ten wrong current passwords lock sign-in too');
 	$dbh->do('DELETE FROM rate_limits');
 	@tx = parallel(map { [ DELETE => '/api/user', { password => "parallel $_" }, $t->auth($other) ] } 1 .. 20);
@@ -199,7 +184,7 @@ sub parallel {
 		"the 5th mail's link works (the requests over the limit voided nothing)");
 	is(signin('limited.verify@example.com', 'correct horse battery staple')->res->code, 200,
 		'the password of the mailed sign-up signs in');
-	err_is(signin('limited.verify@example.com', 'over the limit phrase'), 401, 'invalid_credentials', undef,
+	error_is(signin('limited.verify@example.com', 'over the limit phrase'), 401, 'invalid_credentials', undef,
 		'the one of the unmailed sign-up does not');
 	$dbh->do('DELETE FROM rate_limits');
 }

@@ -8,7 +8,7 @@ use warnings;
 use utf8;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_code_is);
 use Mojo::JSON qw(decode_json);
 
 # The stand-in model (no OPENAI_API_KEY) answers at once.
@@ -25,13 +25,6 @@ my $TS   = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 sub req { $t->json_req(@_) }
 
-sub err_is {
-	my ($tx, $status, $code, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	is($tx->res->code, $status, "$name: $status")
-		and is($tx->res->json('/error/code'), $code, "$name: $code")
-		or diag $tx->res->body;
-}
 
 sub create {
 	my ($auth, %body) = @_;
@@ -69,13 +62,13 @@ for my $case (
 ) {
 	my ($body, $field, $name) = @$case;
 	$tx = req(POST => '/api/conversations', $body, $A);
-	err_is($tx, 400, 'invalid_input', $name);
+	error_code_is($tx, 400, 'invalid_input', $name);
 	is($tx->res->json('/error/field'), $field, "$name: field $field");
 }
 $tx = req(POST => '/api/conversations', { persona => 'general' });
-err_is($tx, 401, 'unauthorized', 'create without a token');
+error_code_is($tx, 401, 'unauthorized', 'create without a token');
 $tx = req(POST => '/api/conversations', 'persona=general', { %$A, 'Content-Type' => 'application/x-www-form-urlencoded' });
-err_is($tx, 415, 'unsupported_media_type', 'create with a form body');
+error_code_is($tx, 415, 'unsupported_media_type', 'create with a form body');
 is(create($A, title => 'x' x 200)->{title}, 'x' x 200, 'a title of 200 characters is fine');
 
 # --- list: order, cursor pages, stable under inserts ---------------------------
@@ -120,7 +113,7 @@ is_deeply($tx->res->json('/conversations'), [], "another user's cursor shows non
 
 for my $q ('limit=0', 'limit=101', 'limit=abc', 'limit=-1', 'cursor=%%%', 'cursor=bm90LWEtY3Vyc29y') {
 	$tx = req(GET => "/api/conversations?$q", undef, $C);
-	err_is($tx, 400, 'invalid_input', "list ?$q");
+	error_code_is($tx, 400, 'invalid_input', "list ?$q");
 }
 $tx = req(GET => '/api/conversations?limit=100', undef, $C);
 is($tx->res->code, 200, 'limit=100 is allowed');
@@ -146,7 +139,7 @@ is_deeply(titles_for('zzz'), [], 'q without a match: empty list');
 is_deeply(titles_for(''), [ sort('100% sure', '100 percent', 'a_b test', 'aXb test', 'back\\slash', 'Unicode ÉTÉ') ],
 	'empty q: everything');
 $tx = req(GET => '/api/conversations?q=' . ('x' x 201), undef, $D);
-err_is($tx, 400, 'invalid_input', 'q of 201 bytes');
+error_code_is($tx, 400, 'invalid_input', 'q of 201 bytes');
 $tx = req(GET => '/api/conversations?q=sure', undef, $A);
 is_deeply($tx->res->json('/conversations'), [], "q searches only the caller's conversations");
 
@@ -201,7 +194,7 @@ is($tx->res->json('/messages/0/sender'), 'assistant', 'limit=1: the latest messa
 
 for my $q ('limit=0', 'limit=201', 'limit=x', 'before=garbage!', 'before=MTIzLGFiYw') {
 	$tx = req(GET => "/api/conversations/$conv->{id}?$q", undef, $A);
-	err_is($tx, 400, 'invalid_input', "GET /:id ?$q");
+	error_code_is($tx, 400, 'invalid_input', "GET /:id ?$q");
 }
 $tx = req(GET => "/api/conversations/$conv->{id}?limit=200", undef, $A);
 is($tx->res->code, 200, 'limit=200 is allowed');
@@ -223,7 +216,7 @@ for my $case (
 	[ { message_count => 0 }, 'message_count' ], [ { title => 'x' x 201 }, 'title' ],
 ) {
 	$tx = req(PUT => "/api/conversations/$c->{id}", $case->[0], $A);
-	err_is($tx, 400, 'invalid_input', "PUT with bad $case->[1]");
+	error_code_is($tx, 400, 'invalid_input', "PUT with bad $case->[1]");
 	is($tx->res->json('/error/field'), $case->[1], "PUT bad $case->[1]: field named");
 }
 is($dbh->selectrow_array('SELECT title FROM conversations WHERE id = ?', undef, $c->{id}), 'Renamed',
@@ -249,7 +242,7 @@ for my $case ([ $bobs->{id}, "another user's id" ], [ '00000000-0000-0000-0000-0
 	for my $r (@routes) {
 		my ($method, $suffix, $body) = @$r;
 		$tx = req($method => "/api/conversations/$id$suffix", $body, $A);
-		err_is($tx, 404, 'not_found', "$method /api/conversations/:id$suffix with $what");
+		error_code_is($tx, 404, 'not_found', "$method /api/conversations/:id$suffix with $what");
 	}
 }
 $tx = req(GET => "/api/conversations/$bobs->{id}", undef, $B);
@@ -259,9 +252,9 @@ is($tx->res->json('/conversation/message_count'), 2, 'its messages untouched');
 is($dbh->selectrow_array(q{SELECT count(*) FROM messages WHERE conversation_id = ? AND content = 'intruder'},
 	undef, $bobs->{id}), 0, 'no intruder message stored');
 my $chat = req(POST => '/api/chat/send', { content => 'intruder 2', conversation_id => $bobs->{id} }, $A);
-err_is($chat, 404, 'not_found', 'chat/send with another user\'s conversation_id');
+error_code_is($chat, 404, 'not_found', 'chat/send with another user\'s conversation_id');
 $tx = req(GET => "/api/conversations/$bobs->{id}");
-err_is($tx, 401, 'unauthorized', 'GET /:id without a token');
+error_code_is($tx, 401, 'unauthorized', 'GET /:id without a token');
 
 # --- DELETE -------------------------------------------------------------------
 
@@ -272,9 +265,9 @@ $tx = req(DELETE => "/api/conversations/$gone", undef, $A);
 is($tx->res->code, 204, 'DELETE: 204');
 is($tx->res->body, '', 'DELETE: no body');
 $tx = req(GET => "/api/conversations/$gone", undef, $A);
-err_is($tx, 404, 'not_found', 'GET after DELETE');
+error_code_is($tx, 404, 'not_found', 'GET after DELETE');
 $tx = req(DELETE => "/api/conversations/$gone", undef, $A);
-err_is($tx, 404, 'not_found', 'DELETE again');
+error_code_is($tx, 404, 'not_found', 'DELETE again');
 is($dbh->selectrow_array('SELECT count(*) FROM messages WHERE conversation_id = ?', undef, $gone), 0,
 	'its messages are deleted');
 is($dbh->selectrow_array('SELECT count(*) FROM conversations WHERE id = ?', undef, $gone), 0,

@@ -10,7 +10,7 @@ use warnings;
 use utf8;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_code_is);
 use Miky::FakeOpenAI qw(answer set_settings);
 use Mojo::JSON qw(decode_json);
 
@@ -30,13 +30,6 @@ sub credits { $dbh->selectrow_array('SELECT credits FROM users WHERE id = ?', un
 sub count_rows {
 	my ($sql, @bind) = @_;
 	return $dbh->selectrow_array("SELECT count(*) FROM $sql", undef, @bind);
-}
-sub err_is {
-	my ($tx, $status, $code, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	is($tx->res->code, $status, "$name: $status")
-		and is($tx->res->json('/error/code'), $code, "$name: $code")
-		or diag $tx->res->body;
 }
 # The one request the fake got for a tagged message.
 sub fake_req {
@@ -168,16 +161,16 @@ for my $case (
 	my ($body, $field, $name) = @$case;
 	my $before = count_rows('messages WHERE user_id = ?', $u->{id});
 	$tx = req(POST => '/api/chat/send', $body, $U);
-	err_is($tx, 400, 'invalid_input', $name);
+	error_code_is($tx, 400, 'invalid_input', $name);
 	is($tx->res->json('/error/field'), $field, "$name: field $field");
 	is(count_rows('messages WHERE user_id = ?', $u->{id}), $before, "$name: nothing stored");
 }
 $tx = req(POST => '/api/chat/send', '{"content":', { %$U, 'Content-Type' => 'application/json' });
-err_is($tx, 400, 'invalid_json', 'broken JSON');
+error_code_is($tx, 400, 'invalid_json', 'broken JSON');
 $tx = req(POST => '/api/chat/send', 'content=hi', { %$U, 'Content-Type' => 'text/plain' });
-err_is($tx, 415, 'unsupported_media_type', 'not JSON');
+error_code_is($tx, 415, 'unsupported_media_type', 'not JSON');
 $tx = req(POST => '/api/chat/send', { content => 'hi' });
-err_is($tx, 401, 'unauthorized', 'no token');
+error_code_is($tx, 401, 'unauthorized', 'no token');
 
 my $big = 't9:' . ('😀' x 31997);    # 32000 characters, 127,991 bytes
 is(length $big, 32000, '32000 characters');
@@ -193,11 +186,11 @@ my $v = $t->user(first_name => 'Vic');
 my $V = $t->auth($v);
 my $vbefore = credits($v);
 $tx = req(POST => '/api/chat/send', { content => 't10: sneaky', conversation_id => $conv->{id} }, $V);
-err_is($tx, 404, 'not_found', 'conversation_id of another user');
+error_code_is($tx, 404, 'not_found', 'conversation_id of another user');
 $tx = req(POST => "/api/conversations/$conv->{id}/messages", { content => 't10: sneaky' }, $V);
-err_is($tx, 404, 'not_found', '/api/conversations/:id/messages of another user');
+error_code_is($tx, 404, 'not_found', '/api/conversations/:id/messages of another user');
 $tx = req(POST => '/api/chat/send', { content => 't10: sneaky', conversation_id => '00000000-0000-4000-8000-000000000000' }, $V);
-err_is($tx, 404, 'not_found', 'an unknown conversation_id');
+error_code_is($tx, 404, 'not_found', 'an unknown conversation_id');
 is(credits($v), $vbefore, 'no credits taken');
 is(count_rows('messages WHERE user_id = ?', $v->{id}), 0, 'no message stored for the caller');
 is(count_rows('messages WHERE conversation_id = ?', $conv->{id}), 6, 'nothing added to the other conversation');
@@ -218,10 +211,10 @@ my %before = (
 	ledger => count_rows('credit_ledger WHERE user_id = ?', $poor->{id}),
 );
 $tx = req(POST => '/api/chat/send', { content => 't11: expensive', persona => 'lawyer' }, $P);
-err_is($tx, 402, 'insufficient_credits', 'a new conversation the user cannot pay for');
+error_code_is($tx, 402, 'insufficient_credits', 'a new conversation the user cannot pay for');
 like($tx->res->json('/error/message'), qr/\b$lawyer_price\b/, 'the message names the price');
 $tx = req(POST => '/api/chat/send', { content => 't11: expensive stream', persona => 'lawyer', stream => \1 }, $P);
-err_is($tx, 402, 'insufficient_credits', 'streaming asked: still a plain 402 before any stream');
+error_code_is($tx, 402, 'insufficient_credits', 'streaming asked: still a plain 402 before any stream');
 like($tx->res->headers->content_type, qr{^application/json}, 'as JSON');
 is(count_rows('conversations WHERE user_id = ?', $poor->{id}), $before{conv}, '402: no conversation created');
 is(count_rows('messages WHERE user_id = ?', $poor->{id}), $before{msg}, '402: no message stored');
@@ -233,7 +226,7 @@ is(scalar $fake->requests(tag => 't11:'), 0, '402: the model was not asked');
 $tx = req(POST => '/api/conversations', { persona => 'lawyer', title => 'pricey' }, $P);
 my $pc = $tx->res->json('/conversation/id');
 $tx = req(POST => "/api/conversations/$pc/messages", { content => 't12: in a lawyer conversation' }, $P);
-err_is($tx, 402, 'insufficient_credits', 'an existing lawyer conversation');
+error_code_is($tx, 402, 'insufficient_credits', 'an existing lawyer conversation');
 is(count_rows('messages WHERE conversation_id = ?', $pc), 0, 'no message in it');
 is($dbh->selectrow_array('SELECT message_count FROM conversations WHERE id = ?', undef, $pc), 0, 'message_count still 0');
 
@@ -243,7 +236,7 @@ is($tx->res->json('/credits_remaining'), 1, '1 left');
 $tx = req(POST => '/api/chat/send', { content => 't14: cheap' }, $P);
 is($tx->res->json('/credits_remaining'), 0, '0 left');
 $tx = req(POST => '/api/chat/send', { content => 't15: one too many' }, $P);
-err_is($tx, 402, 'insufficient_credits', 'at 0 credits');
+error_code_is($tx, 402, 'insufficient_credits', 'at 0 credits');
 is(credits($poor), 0, 'never below zero');
 
 # --- the books balance ------------------------------------------------------------------

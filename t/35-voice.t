@@ -8,7 +8,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(error_code_is);
 use Miky::FakeOpenAI qw(set_settings);
 use Digest::SHA qw(sha256_hex);
 
@@ -27,13 +27,6 @@ sub credits { $dbh->selectrow_array('SELECT credits FROM users WHERE id = ?', un
 sub ledger {
 	return $dbh->selectall_arrayref(q{SELECT delta, reason FROM credit_ledger WHERE user_id = ? AND reason <> 'signup' ORDER BY id},
 		{ Slice => {} }, $_[0]{id});
-}
-sub err_is {
-	my ($tx, $status, $code, $name) = @_;
-	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	is($tx->res->code, $status, "$name: $status")
-		and is($tx->res->json('/error/code'), $code, "$name: $code")
-		or diag substr($tx->res->body // '', 0, 300);
 }
 # Audio-like bytes: every byte value, CRLFs, NULs, and lines that look
 # like multipart delimiters.
@@ -116,7 +109,7 @@ is($tx->res->json('/text'), 'Fake transcript of 500 bytes (de)', 'the provider s
 for my $bad ('bad', 'EN', 'e', 'd1', '', 'de-DE') {
 	$before = credits($u);
 	$tx = $t->json_req(POST => "$URL?language=$bad", audio('v-badlang', 100), { %$U, 'Content-Type' => 'audio/webm' });
-	err_is($tx, 400, 'invalid_input', "?language=$bad");
+	error_code_is($tx, 400, 'invalid_input', "?language=$bad");
 	is($tx->res->json('/error/field'), 'language', "?language=$bad: field language");
 	is(credits($u), $before, "?language=$bad: nothing charged");
 }
@@ -145,12 +138,12 @@ for my $case (
 	$tx = $t->ua->build_tx(POST => $t->url($URL) => \%h => $b);
 	$tx->req->headers->remove('Content-Type') unless defined $type;
 	$tx = $t->ua->start($tx);
-	err_is($tx, $status, $code, $name);
+	error_code_is($tx, $status, $code, $name);
 }
 is(credits($u), $before, 'none of them was charged');
 is(scalar $fake->requests, $n_fake, 'none of them reached the provider');
 $tx = $t->json_req(POST => $URL, audio('v-anon', 100), { 'Content-Type' => 'audio/webm' });
-err_is($tx, 401, 'unauthorized', 'without a token');
+error_code_is($tx, 401, 'unauthorized', 'without a token');
 
 # --- size limits: 25 MiB in the app, 26 MiB in nginx ------------------------------------------
 
@@ -163,12 +156,12 @@ is($f->{form}{file}{size}, 25 * $MiB, '25 MiB reached the provider');
 is($f->{form}{file}{sha256}, sha256_hex($bytes), 'intact');
 $before = credits($u);
 $tx = $t->json_req(POST => $URL, $bytes . 'x', { %$U, 'Content-Type' => 'audio/webm' });
-err_is($tx, 413, 'payload_too_large', '25 MiB + 1 byte (under nginx\'s cap): the app\'s 413');
+error_code_is($tx, 413, 'payload_too_large', '25 MiB + 1 byte (under nginx\'s cap): the app\'s 413');
 like($tx->res->json('/error/message') // '', qr/25600 KiB|25 MiB/, 'the app says what the limit is');
 like($tx->res->headers->content_type // '', qr{^application/json}, 'JSON');
 for my $size (26 * $MiB, 26 * $MiB + 1, 30 * $MiB) {
 	$tx = $t->json_req(POST => $URL, audio('v-big', $size), { %$U, 'Content-Type' => 'audio/webm' });
-	err_is($tx, 413, 'payload_too_large', "$size bytes");
+	error_code_is($tx, 413, 'payload_too_large', "$size bytes");
 	like($tx->res->headers->content_type // '', qr{^application/json}, "$size bytes: a JSON error either way");
 }
 undef $bytes;
@@ -182,7 +175,7 @@ for my $case ([ 'fail500', 502, 'upstream_error' ], [ 'fail429', 502, 'upstream_
 	$before = credits($u);
 	my $n = @{ ledger($u) };
 	$tx = $t->json_req(POST => $URL, audio("v-$m [[$m]]", 2000), { %$U, 'Content-Type' => 'audio/ogg' });
-	err_is($tx, $status, $code, "provider $m");
+	error_code_is($tx, $status, $code, "provider $m");
 	like($tx->res->json('/error/message') // '', qr/refunded/, "$m: the message says so");
 	is(credits($u), $before, "$m: refunded");
 	my @new = @{ ledger($u) }[$n .. $#{ ledger($u) }];
@@ -197,7 +190,7 @@ set_settings($t, signup_credits => 2);
 my $poor = $t->user(first_name => 'Poor');
 set_settings($t, signup_credits => 100);
 $tx = $t->json_req(POST => $URL, audio('v-poor', 100), { %{ $t->auth($poor) }, 'Content-Type' => 'audio/webm' });
-err_is($tx, 402, 'insufficient_credits', 'voice with 2 credits');
+error_code_is($tx, 402, 'insufficient_credits', 'voice with 2 credits');
 is(credits($poor), 2, 'nothing taken');
 ok(!$fake->requests(tag => 'v-poor'), 'the provider was not asked');
 

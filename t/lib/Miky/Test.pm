@@ -19,6 +19,7 @@ package Miky::Test;
 use strict;
 use warnings;
 
+use Exporter qw(import);
 use Carp qw(croak);
 use Cwd qw(abs_path);
 use DBI;
@@ -177,6 +178,40 @@ sub allow_log {
 	my ($self, @re) = @_;
 	push @{ $self->{allow} }, @re;
 	return $self;
+}
+
+# --- assertions ----------------------------------------------------------
+
+our @EXPORT_OK = qw(error_is error_code_is);
+
+# error_is($tx, $status, $code, $field, $name): the answer is api.md's
+# error shape exactly -- {"error":{"code","message","field"?}} and
+# nothing else -- with that status and code; $field undef means the
+# error names no field.  A 401 must carry WWW-Authenticate: Bearer.
+sub error_is {
+	my ($tx, $status, $code, $field, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $res = $tx->res;
+	my $j = eval { $res->json };
+	my $e = ref $j eq 'HASH' ? $j->{error} : undef;
+	my $ok = ($res->code // 0) == $status && ref $e eq 'HASH'
+		&& ($e->{code} // '') eq $code
+		&& (defined $field ? ($e->{field} // '') eq $field : !exists $e->{field})
+		&& length($e->{message} // '') > 0
+		&& !grep { !/^(?:code|message|field)$/ } keys %$e;
+	$ok &&= ($res->headers->header('WWW-Authenticate') // '') =~ /^Bearer/
+		if $status == 401;
+	Test::More::ok($ok, $name)
+		or Test::More::diag('got ' . ($res->code // 'no answer') . ' ' . $res->body);
+}
+
+# error_code_is($tx, $status, $code, $name): status and error code only.
+sub error_code_is {
+	my ($tx, $status, $code, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	Test::More::is($tx->res->code, $status, "$name: $status")
+		and Test::More::is($tx->res->json('/error/code'), $code, "$name: $code")
+		or Test::More::diag(substr($tx->res->body // '', 0, 300));
 }
 
 # --- HTTP helpers -----------------------------------------------------------
