@@ -94,6 +94,21 @@ db_error(PGconn *conn, const PGresult *res, const char *what,
 		    constraint ? constraint : "");
 }
 
+/*
+ * Server notices (and the "terminating connection" message of a server
+ * going down) go to the log as JSON lines, not raw to stderr.
+ */
+static void
+notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void)arg;
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_warnx("postgres: %.*s", (int)n, message);
+}
+
 PGconn *
 db_connect(const char *conninfo, const char *appname)
 {
@@ -104,6 +119,7 @@ db_connect(const char *conninfo, const char *appname)
 
 	if (conn == NULL)
 		xoom();
+	PQsetNoticeProcessor(conn, notice, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		log_warnx("database connection failed: %s",
 		    PQerrorMessage(conn));

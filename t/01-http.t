@@ -498,4 +498,13 @@ sub scrape {
 		$made, "requests_total grew by $made: the workers' counts are summed");
 }
 
+# nginx refuses a request target it cannot parse before choosing a
+# location; that 400 has the API's shape and headers too.
+for my $path ('/api/conversations/%zz', '/api/x%00y') {
+	my $tx = $t->json_req(GET => $path);
+	is($tx->res->code, 400, "nginx 400 for $path");
+	error_shape($tx, "nginx 400 for $path", 'invalid_input');
+	std_headers($tx, "nginx 400 for $path");
+}
+
 $t->done;
