@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -10,9 +9,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +18,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "jsonw.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -41,7 +38,7 @@ struct child {
 
 static const struct server_config *cfg;
 static int		 listen_fd = -1;
-static char		*bound_path;	/* unix socket we created */
+static char		*bound_path;	/* unix socket we created, or NULL */
 
 /* Worker state. */
 static atomic_int	 draining;
@@ -54,114 +51,6 @@ int
 server_draining(void)
 {
 	return atomic_load(&draining);
-}
-
-/*
- * The socket the master serves: fd 0 when it is a listening socket
- * (spawn-fcgi), fd 3 under systemd socket activation, else a new one
- * bound to cfg->listen.  Returns the fd or -1.
- */
-static int
-is_listening(int fd)
-{
-	int v = 0;
-	socklen_t len = sizeof(v);
-
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
-}
-
-static int
-bind_unix(const char *path)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
-
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		log_crit("MIKY_LISTEN path is too long: %s", path);
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		log_warn("bind %s", path);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	bound_path = xstrdup(path);
-	return fd;
-}
-
-static int
-bind_tcp(const char *spec)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE }, *res = NULL, *ai;
-	const char *colon = strrchr(spec, ':');
-	char *host;
-	int fd = -1, one = 1, rc;
-
-	if (colon == NULL) {
-		log_crit("MIKY_LISTEN must be a socket path or host:port");
-		return -1;
-	}
-	host = xstrndup(spec, (size_t)(colon - spec));
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
-	free(host);
-	if (rc != 0) {
-		log_crit("MIKY_LISTEN %s: %s", spec, gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-		    ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		log_warn("bind %s", spec);
-	return fd;
-}
-
-static int
-open_listener(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	int fd;
-
-	if (pid != NULL && fds != NULL && atol(pid) == (long)getpid() &&
-	    atoi(fds) >= 1 && is_listening(3)) {
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDS");
-		return 3;
-	}
-	if (is_listening(STDIN_FILENO))
-		return STDIN_FILENO;
-	if (cfg->listen == NULL) {
-		log_crit("no socket on fd 0 and MIKY_LISTEN is not set");
-		return -1;
-	}
-	fd = strchr(cfg->listen, '/') != NULL ? bind_unix(cfg->listen) :
-	    bind_tcp(cfg->listen);
-	if (fd >= 0 && listen(fd, 1024) != 0) {
-		log_warn("listen %s", cfg->listen);
-		close(fd);
-		fd = -1;
-	}
-	return fd;
 }
 
 /* Writes the access log line and counts the request. */
@@ -484,7 +373,7 @@ server_run(const struct server_config *c)
 		log_crit("FCGX_Init failed");
 		return 1;
 	}
-	listen_fd = open_listener();
+	listen_fd = listen_open(cfg->listen, &bound_path);
 	if (listen_fd < 0)
 		return 1;
 	flags = fcntl(listen_fd, F_GETFL);
