@@ -314,6 +314,7 @@ store_answer(struct turn *t, const struct ai_result *ai,
 		goto fail;
 	return 0;
 fail:
+	sql_rollback(r);
 	log_errx("could not store an answer of %zu bytes (turn %s)",
 	    t->answer.len, t->turn_id);
 	return -1;
@@ -326,7 +327,7 @@ refund(struct turn *t)
 	struct request *r = t->r;
 	const char *p[4];
 	char cost[24];
-	struct db_err err;
+	struct db_err err = { 0 };
 	PGresult *res;
 
 	snprintf(cost, sizeof(cost), "%lld", t->persona.credits);
@@ -344,7 +345,9 @@ refund(struct turn *t)
 		goto fail;
 	return 0;
 fail:
-	log_errx("could not refund turn %s", t->turn_id);
+	sql_rollback(r);
+	log_errx("could not refund turn %s: %s", t->turn_id,
+	    err.code != NULL ? err.code : "no connection");
 	return -1;
 }
 

@@ -384,7 +384,8 @@ db_rollback(struct db *d)
 {
 	PGresult *res;
 
-	if (PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
+	if (d->conn != NULL &&
+	    PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
 		res = PQexec(d->conn, "ROLLBACK");
 		PQclear(res);
 	}
