@@ -8,16 +8,11 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test qw(error_is);
+use Miky::Test qw(error_is @USER_KEYS $TS $UUID);
 
 my $t = Miky::Test->new(workers => 2, threads => 4);
 my $dbh = $t->dbh;
 
-my @USER_KEYS = sort qw(id email first_name last_name credits plan role
-	language email_verified referral_code referrals_count cash_earned_cents
-	cash_paid_out_cents subscription_status created_at updated_at);
-my $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 my $PW = 'correct horse battery staple';
 
 

@@ -6,16 +6,12 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test qw(error_is);
+use Miky::Test qw(error_is @USER_KEYS $TS);
 use MIME::Base64 qw(encode_base64);
 
 my $t = Miky::Test->new(workers => 2, threads => 4);
 my $dbh = $t->dbh;
 
-my @USER_KEYS = sort qw(id email first_name last_name credits plan role
-	language email_verified referral_code referrals_count cash_earned_cents
-	cash_paid_out_cents subscription_status created_at updated_at);
-my $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 
 sub count { $dbh->selectrow_array(@_) }

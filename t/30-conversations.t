@@ -8,7 +8,7 @@ use warnings;
 use utf8;
 use Test::More;
 use lib 't/lib';
-use Miky::Test qw(error_code_is);
+use Miky::Test qw(error_code_is $UUID);
 use Mojo::JSON qw(decode_json);
 
 # The stand-in model (no OPENAI_API_KEY) answers at once.
@@ -20,7 +20,6 @@ my $bob   = $t->user(first_name => 'Bob');
 my $A = $t->auth($alice);
 my $B = $t->auth($bob);
 
-my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 my $TS   = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 sub req { $t->json_req(@_) }

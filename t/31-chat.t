@@ -10,7 +10,7 @@ use warnings;
 use utf8;
 use Test::More;
 use lib 't/lib';
-use Miky::Test qw(error_code_is);
+use Miky::Test qw(error_code_is $UUID);
 use Miky::FakeOpenAI qw(answer set_settings);
 use Mojo::JSON qw(decode_json);
 
@@ -21,7 +21,6 @@ set_settings($t, ai_first_token_timeout_ms => 3000, ai_idle_timeout_ms => 3000,
 	ai_total_timeout_ms => 10000, ai_max_retries => 1);
 $t->start_app;
 
-my $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 my $personas = decode_json($dbh->selectrow_array(q{SELECT value::text FROM admin_settings WHERE key = 'personas'}));
 my $tag = 0;
 

@@ -182,7 +182,15 @@ sub allow_log {
 
 # --- assertions ----------------------------------------------------------
 
-our @EXPORT_OK = qw(error_is error_code_is);
+our @EXPORT_OK = qw(error_is error_code_is @USER_KEYS $TS $UUID);
+
+# The API's shapes: the user object's keys (sorted), an RFC 3339
+# timestamp with milliseconds, a UUID.
+our @USER_KEYS = sort qw(id email first_name last_name credits plan role
+	language email_verified referral_code referrals_count cash_earned_cents
+	cash_paid_out_cents subscription_status created_at updated_at);
+our $TS = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+our $UUID = qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 # error_is($tx, $status, $code, $field, $name): the answer is api.md's
 # error shape exactly -- {"error":{"code","message","field"?}} and
