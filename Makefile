@@ -34,7 +34,7 @@ SCHEMA	:= $(sort $(wildcard schema/*.sql))
 UNIT	:= $(patsubst t/unit/%.c,$(BUILD)/t/%.t,$(sort $(wildcard t/unit/*.c)))
 FUZZ	:= $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-.PHONY: all deps run stop test install bench fuzz psql clean help valgrind FORCE
+.PHONY: all deps run stop test install bench fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
 
 all: $(BUILD)/miky $(UNIT)
 
@@ -112,7 +112,13 @@ $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm
 
-fuzz: deps $(FUZZ)
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-deps:
+	@scripts/deps.sh fuzz
+
+fuzz-run: $(FUZZ)
 	@for f in $(FUZZ); do \
 	    n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \

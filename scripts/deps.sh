@@ -16,6 +16,8 @@ PACKAGES=(
 	libmojolicious-perl libdbd-pg-perl
 	wrk ca-certificates
 )
+# `deps.sh fuzz` adds what `make fuzz` needs: clang with libFuzzer.
+FUZZ_PACKAGES=(clang libclang-rt-dev)
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
 
@@ -27,6 +29,7 @@ main() {
 	command -v dpkg-query >/dev/null 2>&1 || die "not a Debian system (no dpkg-query); install by hand: ${PACKAGES[*]}"
 
 	local missing=() p
+	[[ "${1:-}" == fuzz ]] && PACKAGES+=("${FUZZ_PACKAGES[@]}")
 	for p in "${PACKAGES[@]}"; do
 		installed "$p" || missing+=("$p")
 	done
