@@ -3,37 +3,80 @@
 
 #include "render.h"
 
-/* A column: text, or NULL for SQL NULL. */
-static const char *
-col_str(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
+/*
+ * An object is a list of fields, each the JSON name and the kind of the
+ * column at the same position from the object's first column.
+ */
+enum kind { STR, INT, BOOL, TS };
+
+struct field {
+	const char	*name;
+	enum kind	 kind;
+};
 
 static void
-kstr(struct jw *w, const char *k, const PGresult *res, int row, int col)
+render(struct jw *w, const struct field *f, const PGresult *res, int row,
+    int col)
 {
-	jw_kstr(w, k, col_str(res, row, col));
+	const char *v;
+
+	jw_obj(w);
+	for (; f->name != NULL; f++, col++) {
+		v = PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+		jw_key(w, f->name);
+		if (v == NULL)
+			jw_null(w);
+		else if (f->kind == INT)
+			jw_int(w, atoll(v));
+		else if (f->kind == BOOL)
+			jw_bool(w, *v == 't');
+		else if (f->kind == TS)
+			render_ts(w, v);
+		else
+			jw_str(w, v);
+	}
+	jw_end(w);
 }
 
-static void
-kint(struct jw *w, const char *k, const PGresult *res, int row, int col)
-{
-	jw_kint(w, k, atoll(PQgetvalue(res, row, col)));
-}
+/* In the order of the *_COLS lists of render.h. */
+static const struct field user_fields[] = {
+	{ "id", STR }, { "email", STR }, { "first_name", STR },
+	{ "last_name", STR }, { "credits", INT }, { "plan", STR },
+	{ "role", STR }, { "language", STR }, { "email_verified", BOOL },
+	{ "referral_code", STR }, { "referrals_count", INT },
+	{ "cash_earned_cents", INT }, { "cash_paid_out_cents", INT },
+	{ "subscription_status", STR }, { "created_at", TS },
+	{ "updated_at", TS }, { NULL, STR }
+};
 
-static void
-kbool(struct jw *w, const char *k, const PGresult *res, int row, int col)
-{
-	jw_kbool(w, k, *PQgetvalue(res, row, col) == 't');
-}
+static const struct field conversation_fields[] = {
+	{ "id", STR }, { "title", STR }, { "persona", STR },
+	{ "message_count", INT }, { "created_at", TS }, { "updated_at", TS },
+	{ NULL, STR }
+};
 
-static void
-kts(struct jw *w, const char *k, const PGresult *res, int row, int col)
-{
-	jw_key(w, k);
-	render_ts(w, PQgetvalue(res, row, col));
-}
+static const struct field message_fields[] = {
+	{ "id", STR }, { "conversation_id", STR }, { "sender", STR },
+	{ "content", STR }, { "persona", STR }, { "credits_consumed", INT },
+	{ "created_at", TS }, { NULL, STR }
+};
+
+static const struct field ledger_fields[] = {
+	{ "delta", INT }, { "balance_after", INT }, { "reason", STR },
+	{ "created_at", TS }, { NULL, STR }
+};
+
+static const struct field transaction_fields[] = {
+	{ "id", STR }, { "type", STR }, { "amount_cents", INT },
+	{ "credits", INT }, { "status", STR }, { "created_at", TS },
+	{ NULL, STR }
+};
+
+static const struct field referral_fields[] = {
+	{ "first_name", STR }, { "status", STR }, { "created_at", TS },
+	{ "credits_awarded", INT }, { "cash_awarded_cents", INT },
+	{ NULL, STR }
+};
 
 /*
  * "2026-11-26 12:58:08.447123+00" (or without a fraction) becomes
@@ -63,75 +106,37 @@ render_ts(struct jw *w, const char *s)
 }
 
 void
-render_user(struct jw *w, const PGresult *res, int row, int c)
+render_user(struct jw *w, const PGresult *res, int row, int col)
 {
-	jw_obj(w);
-	kstr(w, "id", res, row, c);
-	kstr(w, "email", res, row, c + 1);
-	kstr(w, "first_name", res, row, c + 2);
-	kstr(w, "last_name", res, row, c + 3);
-	kint(w, "credits", res, row, c + 4);
-	kstr(w, "plan", res, row, c + 5);
-	kstr(w, "role", res, row, c + 6);
-	kstr(w, "language", res, row, c + 7);
-	kbool(w, "email_verified", res, row, c + 8);
-	kstr(w, "referral_code", res, row, c + 9);
-	kint(w, "referrals_count", res, row, c + 10);
-	kint(w, "cash_earned_cents", res, row, c + 11);
-	kint(w, "cash_paid_out_cents", res, row, c + 12);
-	kstr(w, "subscription_status", res, row, c + 13);
-	kts(w, "created_at", res, row, c + 14);
-	kts(w, "updated_at", res, row, c + 15);
-	jw_end(w);
+	render(w, user_fields, res, row, col);
 }
 
 void
-render_conversation(struct jw *w, const PGresult *res, int row, int c)
+render_conversation(struct jw *w, const PGresult *res, int row, int col)
 {
-	jw_obj(w);
-	kstr(w, "id", res, row, c);
-	kstr(w, "title", res, row, c + 1);
-	kstr(w, "persona", res, row, c + 2);
-	kint(w, "message_count", res, row, c + 3);
-	kts(w, "created_at", res, row, c + 4);
-	kts(w, "updated_at", res, row, c + 5);
-	jw_end(w);
+	render(w, conversation_fields, res, row, col);
 }
 
 void
-render_message(struct jw *w, const PGresult *res, int row, int c)
+render_message(struct jw *w, const PGresult *res, int row, int col)
 {
-	jw_obj(w);
-	kstr(w, "id", res, row, c);
-	kstr(w, "conversation_id", res, row, c + 1);
-	kstr(w, "sender", res, row, c + 2);
-	kstr(w, "content", res, row, c + 3);
-	kstr(w, "persona", res, row, c + 4);
-	kint(w, "credits_consumed", res, row, c + 5);
-	kts(w, "created_at", res, row, c + 6);
-	jw_end(w);
+	render(w, message_fields, res, row, col);
 }
 
 void
-render_ledger(struct jw *w, const PGresult *res, int row, int c)
+render_ledger(struct jw *w, const PGresult *res, int row, int col)
 {
-	jw_obj(w);
-	kint(w, "delta", res, row, c);
-	kint(w, "balance_after", res, row, c + 1);
-	kstr(w, "reason", res, row, c + 2);
-	kts(w, "created_at", res, row, c + 3);
-	jw_end(w);
+	render(w, ledger_fields, res, row, col);
 }
 
 void
-render_transaction(struct jw *w, const PGresult *res, int row, int c)
+render_transaction(struct jw *w, const PGresult *res, int row, int col)
 {
-	jw_obj(w);
-	kstr(w, "id", res, row, c);
-	kstr(w, "type", res, row, c + 1);
-	kint(w, "amount_cents", res, row, c + 2);
-	kint(w, "credits", res, row, c + 3);
-	kstr(w, "status", res, row, c + 4);
-	kts(w, "created_at", res, row, c + 5);
-	jw_end(w);
+	render(w, transaction_fields, res, row, col);
+}
+
+void
+render_referral(struct jw *w, const PGresult *res, int row, int col)
+{
+	render(w, referral_fields, res, row, col);
 }

@@ -24,32 +24,33 @@
 	"(" u ".cash_earned * 100)::bigint, "				\
 	"(" u ".cash_paid_out * 100)::bigint, "				\
 	u ".subscription_status, " u ".created_at, " u ".updated_at"
-#define USER_NCOLS	16
 
 #define CONV_COLS(c)							\
 	c ".id, " c ".title, " c ".persona, " c ".message_count, "	\
 	c ".created_at, " c ".updated_at"
-#define CONV_NCOLS	6
 
 #define MSG_COLS(m)							\
 	m ".id, " m ".conversation_id, " m ".sender, " m ".content, "	\
 	m ".persona, " m ".credits_consumed, " m ".created_at"
-#define MSG_NCOLS	7
 
 #define LEDGER_COLS(l)							\
 	l ".delta, " l ".balance_after, " l ".reason, " l ".created_at"
-#define LEDGER_NCOLS	4
 
 #define TX_COLS(t)							\
 	t ".id, " t ".type, (" t ".amount * 100)::bigint, " t ".credits, " \
 	t ".status, " t ".created_at"
-#define TX_NCOLS	6
+
+#define REFERRAL_COLS(r)						\
+	r ".referred_first_name, " r ".status, " r ".created_at, "	\
+	r ".credits_awarded, (" r ".cash_awarded * 100)::bigint"
 
 void	render_user(struct jw *, const PGresult *, int row, int col);
 void	render_conversation(struct jw *, const PGresult *, int row, int col);
 void	render_message(struct jw *, const PGresult *, int row, int col);
 void	render_ledger(struct jw *, const PGresult *, int row, int col);
 void	render_transaction(struct jw *, const PGresult *, int row, int col);
+/* An invitee as the export lists it. */
+void	render_referral(struct jw *, const PGresult *, int row, int col);
 /* A timestamptz column (ISO, UTC) as an RFC 3339 string value. */
 void	render_ts(struct jw *, const char *pgts);
 

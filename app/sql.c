@@ -195,9 +195,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT " TX_COLS("t") " FROM transactions t"
 	    " WHERE t.user_id = $1 ORDER BY t.created_at, t.id", 1, 0),
 	S(STMT_EXPORT_REFERRALS,
-	    "SELECT r.referred_first_name, r.status, r.created_at,"
-	    " r.credits_awarded, (r.cash_awarded * 100)::bigint"
-	    " FROM referrals r WHERE r.user_id = $1"
+	    "SELECT " REFERRAL_COLS("r") " FROM referrals r WHERE r.user_id = $1"
 	    " ORDER BY r.created_at, r.id", 1, 0),
 	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0),
 

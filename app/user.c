@@ -249,19 +249,6 @@ export_list(struct request *r, struct jw *w, const char *key, enum stmt s,
 	return 0;
 }
 
-static void
-render_referral(struct jw *w, const PGresult *res, int row, int c)
-{
-	jw_obj(w);
-	jw_kstr(w, "first_name", PQgetvalue(res, row, c));
-	jw_kstr(w, "status", PQgetvalue(res, row, c + 1));
-	jw_key(w, "created_at");
-	render_ts(w, PQgetvalue(res, row, c + 2));
-	jw_kint(w, "credits_awarded", atoll(PQgetvalue(res, row, c + 3)));
-	jw_kint(w, "cash_awarded_cents", atoll(PQgetvalue(res, row, c + 4)));
-	jw_end(w);
-}
-
 /*
  * Conversations with their messages: both lists come in the same
  * conversation order, so one walk pairs them.

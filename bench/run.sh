@@ -34,6 +34,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 BENCH=$ROOT/bench
 BIN=${MIKY_BIN:-$ROOT/build/miky}
 [[ "$BIN" == /* ]] || BIN=$PWD/$BIN
@@ -54,13 +56,6 @@ say() { echo "bench: $*" >&2; }
 die() {
 	echo "bench: $*" >&2
 	exit 1
-}
-
-free_port() {
-	perl -MIO::Socket::INET -e '
-		my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
-			LocalPort => 0, Proto => "tcp") or die "no free port: $!\n";
-		print $s->sockport, "\n";'
 }
 
 # json_get KEY: the top-level string KEY of the JSON on stdin.
@@ -145,18 +140,15 @@ start_app() {
 # dev rates (1000 r/s on /api/, 100 r/s on /api/auth/) would answer most
 # of the run with 429s and measure nginx's limiter instead of the app.
 start_nginx() {
-	local nginx user_line=""
+	local nginx
 	nginx=$(command -v nginx || echo /usr/sbin/nginx)
 	[[ -x "$nginx" ]] || die "nginx not found (run scripts/deps.sh)"
-	[[ $EUID -eq 0 ]] && user_line="user nobody nogroup;"
 	# A copy of web/ that nginx's workers (nobody, when we are root) can
 	# read wherever the checkout is.
 	cp -R "$ROOT/web" "$TMP/web"
 	chmod -R a+rX "$TMP/web"
-	R_PREFIX=$TMP R_PORT=$HTTP_PORT R_SOCKET=$TMP/miky.sock R_WEBROOT=$TMP/web \
-	R_NGINXDIR=$ROOT/nginx R_USER_LINE=$user_line \
-		perl -pe 's/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE)\@/$ENV{"R_$1"}/g' \
-		"$ROOT/nginx/dev.conf.in" | sed '/limit_req/d' >"$TMP/nginx.conf"
+	render_nginx_template "$ROOT/nginx/dev.conf.in" "$TMP" "$HTTP_PORT" \
+		"$TMP/miky.sock" "$TMP/web" | sed '/limit_req/d' >"$TMP/nginx.conf"
 	grep -q limit_req "$TMP/nginx.conf" && die "limit_req left in $TMP/nginx.conf"
 	"$nginx" -p "$TMP/" -c "$TMP/nginx.conf" -e "$TMP/error.log" ||
 		die "nginx did not start (see $TMP/error.log)"

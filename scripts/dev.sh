@@ -20,6 +20,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 BIN=${MIKY_BIN:-$ROOT/build/miky}
 [[ "$BIN" == /* ]] || BIN=$PWD/$BIN
 VAR=${MIKY_VAR_DIR:-$ROOT/var}
@@ -264,12 +266,8 @@ nginx_cmd() {
 
 render_nginx() {
 	[[ -f "$TEMPLATE" ]] || die "no nginx template $(rel "$TEMPLATE")"
-	local user_line=""
-	[[ $EUID -eq 0 ]] && user_line="user nobody nogroup;"
-	R_PREFIX=$RUN R_PORT=$HTTP_PORT R_SOCKET=$SOCK R_WEBROOT=$ROOT/web \
-	R_NGINXDIR=$ROOT/nginx R_USER_LINE=$user_line \
-		perl -pe 's/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE)\@/$ENV{"R_$1"}/g' \
-		"$TEMPLATE" >"$NGINX_CONF.tmp"
+	render_nginx_template "$TEMPLATE" "$RUN" "$HTTP_PORT" "$SOCK" \
+		"$ROOT/web" >"$NGINX_CONF.tmp"
 	if grep -q '@[A-Z_]*@' "$NGINX_CONF.tmp"; then
 		warn "unknown placeholders left in $(rel "$NGINX_CONF"): $(grep -o '@[A-Z_]*@' "$NGINX_CONF.tmp" | sort -u | tr '\n' ' ')"
 	fi

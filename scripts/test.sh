@@ -18,6 +18,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 BIN=${MIKY_BIN:-$ROOT/build/miky}
 [[ "$BIN" == /* ]] || BIN=$PWD/$BIN
 UNIT_DIR=$(dirname "$BIN")/t
@@ -26,13 +28,6 @@ TMP=""
 
 say() { echo "test.sh: $*"; }
 die() { echo "test.sh: $*" >&2; exit 1; }
-
-free_port() {
-	perl -MIO::Socket::INET -e '
-		my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
-			LocalPort => 0, Proto => "tcp") or die "no free port: $!\n";
-		print $s->sockport, "\n";'
-}
 
 # alive PID PATTERN: exists, is not a zombie, and its command line contains
 # PATTERN (a recycled pid is left alone).

@@ -1,0 +1,21 @@
+# lib.sh — helpers shared by the shell scripts (sourced, not run):
+# scripts/test.sh, scripts/dev.sh, bench/run.sh.  ROOT must be set.
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+	perl -MIO::Socket::INET -e '
+		my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+			LocalPort => 0, Proto => "tcp") or die "no free port: $!\n";
+		print $s->sockport, "\n";'
+}
+
+# render_nginx_template TEMPLATE PREFIX PORT SOCKET WEBROOT: the dev template with
+# its placeholders filled, on stdout.  As root, nginx's workers run as
+# nobody (@USER_LINE@).  t/lib/Miky/Test.pm does the same in Perl.
+render_nginx_template() {
+	local user_line=""
+	[[ $EUID -eq 0 ]] && user_line="user nobody nogroup;"
+	R_PREFIX=$2 R_PORT=$3 R_SOCKET=$4 R_WEBROOT=$5 R_NGINXDIR=$ROOT/nginx \
+	R_USER_LINE=$user_line \
+		perl -pe 's/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE)\@/$ENV{"R_$1"}/g' "$1"
+}
