@@ -17,13 +17,10 @@
 #include "lib/buf.h"
 #include "lib/jsonw.h"
 #include "lib/log.h"
-#include "lib/password.h"
 #include "lib/token.h"
 
 #define VERIFY_TTL		"48 hours"
 #define RESET_TTL		"1 hour"
-#define SIGNIN_FAILS		10
-#define SIGNIN_WINDOW		(15 * 60)
 #define VERIFY_MAILS		5
 #define RESET_MAILS		3
 #define MAIL_WINDOW		3600
@@ -105,26 +102,6 @@ reply_invalid_token(struct request *r)
 {
 	reply_error(r, 400, "invalid_token", "This link is invalid or has "
 	    "expired; ask for a new one.", NULL);
-}
-
-/* Hashes a password, answering 503 or 500 itself on failure. */
-static char *
-hash_or_reply(struct request *r, const char *pw)
-{
-	char *out = arena_alloc(r->arena, PASSWORD_HASH_MAX);
-
-	switch (password_hash(pw, out, PASSWORD_HASH_MAX)) {
-	case PASSWORD_MATCH:
-		return out;
-	case PASSWORD_BUSY:
-		reply_error(r, 503, "unavailable", "The service is busy; "
-		    "please retry.", NULL);
-		return NULL;
-	default:
-		reply_error(r, 500, "internal_error",
-		    "Something went wrong on our side.", NULL);
-		return NULL;
-	}
 }
 
 /*
@@ -254,7 +231,7 @@ auth_signup(struct request *r)
 		return;
 	}
 	/* Every path hashes once, so all take about the same time. */
-	if ((hash = hash_or_reply(r, pw)) == NULL ||
+	if ((hash = password_hash_or_reply(r, pw)) == NULL ||
 	    sql_begin_or_reply(r) != 0)
 		return;
 	if (*ref != '\0' && ((referrer = referrer_or_reply(r, ref, &failed)),
@@ -368,52 +345,19 @@ auth_verify_email(struct request *r)
 	buf_free(&b);
 }
 
-static void
-signin_failed(struct request *r)
-{
-	reply_error(r, 401, "invalid_credentials",
-	    "The email or the password is wrong.", NULL);
-}
-
 void
 auth_signin(struct request *r)
 {
 	const char *email = r->in[SI_EMAIL].s, *pw = r->in[SI_PASSWORD].s;
-	const char *key = arena_printf(r->arena, "signin_fail:%s", email);
 	const char *p[1] = { email };
 	struct buf b = BUF_INIT;
 	PGresult *user;
-	enum password_result pr;
 
-	/* Counted as a failure until the password proves right. */
-	if (rate_take_or_reply(r, key, SIGNIN_WINDOW, SIGNIN_FAILS) != 0 ||
-	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+	if ((user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL ||
+	    password_check_or_reply(r, email, PQntuples(user) == 1 ?
+	    PQgetvalue(user, 0, 3) : NULL, pw,
+	    "The email or the password is wrong.") != 0)
 		return;
-	/* No connection is held while hashing. */
-	sql_release(r);
-	if (PQntuples(user) == 0) {
-		password_burn(pw);
-		signin_failed(r);
-		return;
-	}
-	if ((pr = password_verify(PQgetvalue(user, 0, 3), pw)) !=
-	    PASSWORD_MISMATCH)
-		rate_unhit(r, key, SIGNIN_WINDOW);
-	switch (pr) {
-	case PASSWORD_MATCH:
-		break;
-	case PASSWORD_MISMATCH:
-		signin_failed(r);
-		return;
-	case PASSWORD_BUSY:
-		reply_error(r, 503, "unavailable", "The service is busy; "
-		    "please retry.", NULL);
-		return;
-	default:
-		reply_error(r, 500, "internal_error",
-		    "Something went wrong on our side.", NULL);
-		return;
-	}
 	if (*PQgetvalue(user, 0, 2) == 't') {
 		reply_error(r, 403, "forbidden", "This account is suspended.",
 		    NULL);
@@ -479,7 +423,7 @@ auth_reset_password(struct request *r)
 		return;
 	}
 	sql_release(r);
-	if ((pwhash = hash_or_reply(r, pw)) == NULL ||
+	if ((pwhash = password_hash_or_reply(r, pw)) == NULL ||
 	    sql_begin_or_reply(r) != 0)
 		return;
 	/* Spent for good only now: a second use races and loses here. */

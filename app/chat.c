@@ -151,7 +151,6 @@ reserve_or_reply(struct turn *t)
 	const char *p[9], *persona, *key;
 	char cost[24], rows[16];
 	PGresult *res;
-	int retry, n;
 
 	p[0] = t->user->id;
 	if (sql_begin_or_reply(r) != 0 ||
@@ -164,12 +163,9 @@ reserve_or_reply(struct turn *t)
 		return -1;
 	}
 	key = arena_printf(r->arena, "chat:%s", t->user->id);
-	if ((n = rate_hit(r, key, 60, &retry)) < 0)
+	if (rate_take_or_reply(r, key, 60, (int)settings_int(t->set,
+	    "chat_turns_per_minute", 20)) != 0)
 		return -1;
-	if (n > settings_int(t->set, "chat_turns_per_minute", 20)) {
-		reply_rate_limited(r, retry);
-		return -1;
-	}
 	persona = t->persona_id;
 	if (t->conv_id != NULL) {
 		p[0] = t->conv_id;

@@ -2,7 +2,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "app.h"
 #include "policy.h"
+#include "ratelimit.h"
+#include "sql.h"
+#include "lib/password.h"
 #include "lib/utf8.h"
 
 /* "\nword\n...": generated from data/common-passwords.txt. */
@@ -49,4 +53,53 @@ language_code_ok(const char *s)
 	return (n == 2 || (n == 5 && s[2] == '-' && s[3] >= 'A' &&
 	    s[3] <= 'Z' && s[4] >= 'A' && s[4] <= 'Z')) &&
 	    s[0] >= 'a' && s[0] <= 'z' && s[1] >= 'a' && s[1] <= 'z';
+}
+
+/* Answers a failed hash: 503 when no slot came free, else 500. */
+static void
+reply_hash_failure(struct request *r, enum password_result pr)
+{
+	if (pr == PASSWORD_BUSY)
+		reply_error(r, 503, "unavailable", "The service is busy; "
+		    "please retry.", NULL);
+	else
+		reply_error(r, 500, "internal_error",
+		    "Something went wrong on our side.", NULL);
+}
+
+int
+password_check_or_reply(struct request *r, const char *email,
+    const char *phc, const char *pw, const char *wrong)
+{
+	const char *key = arena_printf(r->arena, "signin_fail:%s", email);
+	enum password_result pr;
+
+	if (rate_take_or_reply(r, key, PASSWORD_WINDOW, PASSWORD_FAILS) != 0)
+		return -1;
+	/* No connection is held while hashing. */
+	sql_release(r);
+	if (phc == NULL) {
+		password_burn(pw);
+		pr = PASSWORD_MISMATCH;
+	} else if ((pr = password_verify(phc, pw)) != PASSWORD_MISMATCH)
+		rate_unhit(r, key, PASSWORD_WINDOW);
+	if (pr == PASSWORD_MATCH)
+		return 0;
+	if (pr == PASSWORD_MISMATCH)
+		reply_error(r, 401, "invalid_credentials", wrong, NULL);
+	else
+		reply_hash_failure(r, pr);
+	return -1;
+}
+
+char *
+password_hash_or_reply(struct request *r, const char *pw)
+{
+	char *out = arena_alloc(r->arena, PASSWORD_HASH_MAX);
+	enum password_result pr = password_hash(pw, out, PASSWORD_HASH_MAX);
+
+	if (pr == PASSWORD_MATCH)
+		return out;
+	reply_hash_failure(r, pr);
+	return NULL;
 }

@@ -1,15 +1,38 @@
 /*
- * Password rules (NIST SP 800-63B): 8 to 128 characters of any kind,
- * not the account's email or its local part, not a commonly used
- * password (data/common-passwords.txt, compiled in).
+ * Passwords.  The rules for a new one (NIST SP 800-63B): 8 to 128
+ * characters of any kind, not the account's email or its local part,
+ * not a commonly used password (data/common-passwords.txt, compiled
+ * in).  And the two uses of argon2 by handlers: hashing a new password
+ * and checking a given one under the per-account limit on failures.
  */
 #ifndef MIKY_APP_POLICY_H
 #define MIKY_APP_POLICY_H
 
 #include <stdbool.h>
 
+struct request;
+
+/* Wrong passwords allowed per account (email) and window, in seconds. */
+#define PASSWORD_FAILS		10
+#define PASSWORD_WINDOW		(15 * 60)
+
 /* NULL if pw is acceptable for email, else a sentence saying why not. */
 const char	*password_problem(const char *pw, const char *email);
+
+/*
+ * Checks pw against the stored hash phc (NULL for an account that does
+ * not exist: a hash is spent all the same, so timing tells nothing).
+ * The attempt counts against the email's limit first and is given back
+ * unless the password was wrong, so parallel guesses cannot overrun it.
+ * Releases the request's database connection while hashing.  Returns 0
+ * on a match, or -1 after replying: 401 invalid_credentials with the
+ * sentence `wrong`, 429, 503 or 500.
+ */
+int		 password_check_or_reply(struct request *, const char *email,
+		    const char *phc, const char *pw, const char *wrong);
+
+/* A PHC hash of pw in request memory; NULL after replying 503 or 500. */
+char		*password_hash_or_reply(struct request *, const char *pw);
 
 /* True for "ll" or "ll-CC", the form users.language holds. */
 bool		 language_code_ok(const char *);

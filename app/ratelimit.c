@@ -29,12 +29,6 @@ rate_hit(struct request *r, const char *key, int window_s, int *retry_after)
 }
 
 int
-rate_peek(struct request *r, const char *key, int window_s, int *retry_after)
-{
-	return run(r, STMT_RATE_PEEK, key, window_s, retry_after);
-}
-
-int
 rate_take_or_reply(struct request *r, const char *key, int window_s,
     int limit)
 {

@@ -14,9 +14,6 @@ struct request;
  */
 int	rate_hit(struct request *, const char *key, int window_s,
 	    int *retry_after);
-/* The count so far, without counting; -1 after replying an error. */
-int	rate_peek(struct request *, const char *key, int window_s,
-	    int *retry_after);
 /*
  * Takes a place among the `limit` events of key allowed in the current
  * window before the attempt it stands for is made, so that attempts

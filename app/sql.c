@@ -20,9 +20,6 @@
 
 const struct db_stmt sql_stmts[STMT__MAX] = {
 	S(STMT_PING, "SELECT 1", 0, DB_RETRY),
-	S(STMT_SETTING,
-	    "SELECT value::text FROM admin_settings WHERE key = $1", 1,
-	    DB_RETRY),
 
 	/*
 	 * The user behind an access token, with what the checks need and
@@ -152,13 +149,6 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " ON CONFLICT (key, window_start) DO UPDATE SET count = r.count + 1"
 	    " RETURNING count, ceil(extract(epoch FROM r.window_start)"
 	    "  + $2::int - extract(epoch FROM now()))::int", 2, 0),
-	S(STMT_RATE_PEEK,
-	    "SELECT coalesce(max(count), 0), ceil(extract(epoch FROM"
-	    " to_timestamp(floor(extract(epoch FROM now()) / $2::int)"
-	    "  * $2::int)) + $2::int - extract(epoch FROM now()))::int"
-	    " FROM rate_limits WHERE key = $1 AND window_start ="
-	    " to_timestamp(floor(extract(epoch FROM now()) / $2::int)"
-	    "  * $2::int)", 2, DB_RETRY),
 	/* Gives back one event of key $1 counted in the current window. */
 	S(STMT_RATE_UNHIT,
 	    "UPDATE rate_limits SET count = count - 1 WHERE key = $1"

@@ -17,7 +17,6 @@ struct request;
 
 enum stmt {
 	STMT_PING,
-	STMT_SETTING,
 	/* sessions */
 	STMT_AUTH_USER,
 	STMT_REFRESH_INSERT,
@@ -42,7 +41,6 @@ enum stmt {
 	STMT_USER_PASSWORD,
 	STMT_OUTBOX_INSERT,
 	STMT_RATE_HIT,
-	STMT_RATE_PEEK,
 	STMT_RATE_UNHIT,
 	/* user */
 	STMT_PROFILE_UPDATE,

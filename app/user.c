@@ -16,7 +16,6 @@
 #include "sql.h"
 #include "lib/clock.h"
 #include "lib/jsonw.h"
-#include "lib/password.h"
 
 enum { PR_FIRST, PR_LAST, PR_LANG };
 const struct jfield user_profile_in[] = {
@@ -46,8 +45,6 @@ const struct jfield user_delete_in[] = {
 	{ NULL }
 };
 
-#define SIGNIN_FAILS	10
-#define SIGNIN_WINDOW	(15 * 60)
 
 static void
 reply_user(struct request *r, int status, const PGresult *res, int col)
@@ -157,44 +154,18 @@ user_verify_referral(struct request *r)
 	buf_free(&b);
 }
 
-/*
- * Checks the caller's password, counting failures like sign-ins do (so
- * a stolen access token cannot be used to guess it).  Returns 0, or -1
- * after replying.
- */
+/* Checks the caller's own password, as a sign-in would. */
 static int
 check_password_or_reply(struct request *r, const char *pw)
 {
 	struct user *u = app_req(r)->user;
-	const char *key = arena_printf(r->arena, "signin_fail:%s", u->email);
 	const char *p[1] = { u->id };
-	enum password_result pr;
 	PGresult *res;
 
-	/* Counted as a failure until the password proves right. */
-	if (rate_take_or_reply(r, key, SIGNIN_WINDOW, SIGNIN_FAILS) != 0 ||
-	    (res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
 		return -1;
-	sql_release(r);
-	if ((pr = password_verify(PQgetvalue(res, 0, 0), pw)) !=
-	    PASSWORD_MISMATCH)
-		rate_unhit(r, key, SIGNIN_WINDOW);
-	switch (pr) {
-	case PASSWORD_MATCH:
-		return 0;
-	case PASSWORD_MISMATCH:
-		reply_error(r, 401, "invalid_credentials",
-		    "The password is wrong.", NULL);
-		return -1;
-	case PASSWORD_BUSY:
-		reply_error(r, 503, "unavailable", "The service is busy; "
-		    "please retry.", NULL);
-		return -1;
-	default:
-		reply_error(r, 500, "internal_error",
-		    "Something went wrong on our side.", NULL);
-		return -1;
-	}
+	return password_check_or_reply(r, u->email, PQgetvalue(res, 0, 0), pw,
+	    "The password is wrong.");
 }
 
 void
@@ -202,7 +173,7 @@ user_change_password(struct request *r)
 {
 	struct user *u = app_req(r)->user;
 	const char *pw = r->in[CP_NEW].s, *why, *p[3];
-	char *hash = arena_alloc(r->arena, PASSWORD_HASH_MAX);
+	char *hash;
 
 	if ((why = password_problem(pw, u->email)) != NULL) {
 		reply_error(r, 400, "invalid_input", why, "new_password");
@@ -210,11 +181,8 @@ user_change_password(struct request *r)
 	}
 	if (check_password_or_reply(r, r->in[CP_CURRENT].s) != 0)
 		return;
-	if (password_hash(pw, hash, PASSWORD_HASH_MAX) != PASSWORD_MATCH) {
-		reply_error(r, 503, "unavailable", "The service is busy; "
-		    "please retry.", NULL);
+	if ((hash = password_hash_or_reply(r, pw)) == NULL)
 		return;
-	}
 	/* Every session but the caller's ends, access tokens included. */
 	p[0] = u->id;
 	p[1] = hash;

@@ -126,7 +126,6 @@ chat_voice(struct request *r)
 	struct jw w;
 	char *text = NULL;
 	enum ai_outcome o;
-	int retry, n;
 
 	if (r->content_length > settings_int(s, "voice_max_bytes",
 	    25 * 1024 * 1024)) {
@@ -154,14 +153,10 @@ chat_voice(struct request *r)
 		return;
 	a.language = lang;
 	a.total_ms = (int)settings_int(s, "ai_total_timeout_ms", 120000);
-	n = rate_hit(r, arena_printf(r->arena, "voice:%s",
-	    app_req(r)->user->id), 60, &retry);
-	if (n < 0)
+	if (rate_take_or_reply(r, arena_printf(r->arena, "voice:%s",
+	    app_req(r)->user->id), 60, (int)settings_int(s,
+	    "chat_turns_per_minute", 20)) != 0)
 		return;
-	if (n > settings_int(s, "chat_turns_per_minute", 20)) {
-		reply_rate_limited(r, retry);
-		return;
-	}
 	if ((left = credits_or_reply(r, STMT_CREDITS_TAKE, "voice", price)) < 0)
 		return;
 	sql_release(r);

@@ -172,6 +172,15 @@ fail:
 int
 db_pool_init(const struct db_config *cfg)
 {
+	int i;
+
+	/* A hole in the statement table is a programming error: say so. */
+	for (i = 0; i < cfg->nstmts; i++)
+		if (cfg->stmts[i].name == NULL || cfg->stmts[i].sql == NULL) {
+			log_crit("statement %d of %d has no SQL", i,
+			    cfg->nstmts);
+			return -1;
+		}
 	pool.cfg = *cfg;
 	pool.size = cfg->size;
 	pool.slots = xcalloc((size_t)cfg->size, sizeof(*pool.slots));
