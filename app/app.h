@@ -50,6 +50,14 @@ void	user_profile(struct request *);
 void	user_profile_update(struct request *);
 void	user_credits(struct request *);
 void	user_verify_referral(struct request *);
+/*
+ * The active account whose referral code this is (either case): a row
+ * (id, first_name), or NULL after replying `status` invalid_referral_code
+ * (api.md: 400 at sign-up, 404 when checking a code) or an error.
+ */
+struct pg_result;
+struct pg_result *referrer_or_reply(struct request *, const char *code,
+	    int status);
 void	user_change_password(struct request *);
 void	user_export(struct request *);
 void	user_delete(struct request *);

@@ -147,32 +147,6 @@ send_link(struct request *r, enum mail_template t, const char *purpose,
 	    tok);
 }
 
-/* The referrer's id for a code; NULL with the reply sent if unknown. */
-static const char *
-referrer_or_reply(struct request *r, const char *code, bool *failed)
-{
-	char *upper = arena_strdup(r->arena, code), *p;
-	const char *params[1] = { upper };
-	PGresult *res;
-
-	*failed = false;
-	for (p = upper; *p != '\0'; p++)
-		if (*p >= 'a' && *p <= 'z')
-			*p = (char)(*p - 'a' + 'A');
-	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, params)) ==
-	    NULL) {
-		*failed = true;
-		return NULL;
-	}
-	if (PQntuples(res) == 0) {
-		reply_error(r, 400, "invalid_referral_code",
-		    "That referral code does not exist.", "referral_code");
-		*failed = true;
-		return NULL;
-	}
-	return PQgetvalue(res, 0, 0);
-}
-
 /*
  * Creates the pending account, or finds the existing one.  Returns the
  * user row (STMT_USER_BY_EMAIL) for an existing account, NULL with
@@ -217,8 +191,7 @@ auth_signup(struct request *r)
 	const char *ref = r->in[SU_REF].present ? r->in[SU_REF].s : "";
 	const char *why, *referrer = NULL, *new_id, *id, *p[5];
 	char *hash;
-	PGresult *user;
-	bool failed;
+	PGresult *user, *res;
 	int ok;
 
 	if ((why = password_problem(pw, email)) != NULL) {
@@ -234,9 +207,11 @@ auth_signup(struct request *r)
 	if ((hash = password_hash_or_reply(r, pw)) == NULL ||
 	    sql_begin_or_reply(r) != 0)
 		return;
-	if (*ref != '\0' && ((referrer = referrer_or_reply(r, ref, &failed)),
-	    failed))
-		return;
+	if (*ref != '\0') {
+		if ((res = referrer_or_reply(r, ref, 400)) == NULL)
+			return;
+		referrer = PQgetvalue(res, 0, 0);
+	}
 	user = create_account(r, hash, lang, referrer, &new_id);
 	if (new_id != NULL) {
 		p[0] = referrer;

@@ -126,25 +126,35 @@ user_credits(struct request *r)
 	buf_free(&b);
 }
 
+PGresult *
+referrer_or_reply(struct request *r, const char *code, int status)
+{
+	char *upper = arena_strdup(r->arena, code), *c;
+	const char *p[1] = { upper };
+	PGresult *res;
+
+	for (c = upper; *c != '\0'; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 'a' + 'A');
+	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, p)) == NULL)
+		return NULL;
+	if (PQntuples(res) == 0) {
+		reply_error(r, status, "invalid_referral_code",
+		    "That referral code does not exist.", "referral_code");
+		return NULL;
+	}
+	return res;
+}
+
 void
 user_verify_referral(struct request *r)
 {
-	char *code = arena_strdup(r->arena, r->in[VR_CODE].s), *c;
-	const char *p[1] = { code };
 	struct buf b = BUF_INIT;
 	struct jw w;
 	PGresult *res;
 
-	for (c = code; *c != '\0'; c++)
-		if (*c >= 'a' && *c <= 'z')
-			*c = (char)(*c - 'a' + 'A');
-	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, p)) == NULL)
+	if ((res = referrer_or_reply(r, r->in[VR_CODE].s, 404)) == NULL)
 		return;
-	if (PQntuples(res) == 0) {
-		reply_error(r, 404, "invalid_referral_code",
-		    "That referral code does not exist.", "referral_code");
-		return;
-	}
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_kbool(&w, "valid", true);
