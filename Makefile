@@ -6,7 +6,7 @@ BUILD	:= build
 CC	?= cc
 OPT	?= -O2
 
-PKGS	:= fcgi libpq libcjson libcurl libargon2 libcrypto
+PKGS	:= libpq libcjson libcurl libargon2 libcrypto
 WARN	:= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wformat=2 \
 	   -Wvla -Wimplicit-fallthrough -Wno-missing-field-initializers

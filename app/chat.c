@@ -460,7 +460,7 @@ run_turn(struct turn *t)
 	at.max_retries = (int)settings_int(s, "ai_max_retries", 2);
 	at.on_delta = on_delta;
 	at.ctx = t;
-	at.watch_fd = r->fcgi->ipcFd;
+	at.watch_fd = req_fd(r);
 	ai_run(&at, &ai);
 
 	/*

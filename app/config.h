@@ -14,6 +14,8 @@ struct app_config {
 	const char	*listen;
 	long long	 workers;
 	long long	 threads;
+	long long	 queue_ms;
+	long long	 io_timeout_ms;
 	long long	 db_pool;
 	long long	 drain_seconds;
 	long long	 statement_timeout_ms;

@@ -49,6 +49,8 @@ serve_main(void)
 		.workers = (int)conf.workers,
 		.threads = (int)conf.threads,
 		.drain_seconds = (int)conf.drain_seconds,
+		.io_timeout_ms = (int)conf.io_timeout_ms,
+		.queue_ms = (int)conf.queue_ms,
 		.thread_stack = (size_t)conf.thread_stack_kb * 1024,
 		.worker_init = worker_init,
 		.worker_exit = worker_exit,

@@ -315,7 +315,7 @@ bench_signin() {
 	# shellcheck disable=SC2046 # pkg-config prints several words
 	cc -std=c17 -O2 -D_GNU_SOURCE -pthread -I"$ROOT" "${cc_flags[@]}" \
 		-o "$TMP/argon2_time" "$BENCH/argon2_time.c" "$ROOT/build/libmiky.a" \
-		$(pkg-config --libs fcgi libpq libcjson libcurl libargon2 libcrypto) -lm ||
+		$(pkg-config --libs libpq libcjson libcurl libargon2 libcrypto) -lm ||
 		die "cannot build bench/argon2_time.c (run make first)"
 	hash_ms=$("$TMP/argon2_time" 20)
 	cores=$(nproc)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdint.h>
 #include <sys/random.h>
 
 #include "clock.h"
@@ -35,18 +36,53 @@ set_request_id(struct request *r)
 		snprintf(r->request_id + 2 * i, 3, "%02x", rnd[i]);
 }
 
-void
-req_init(struct request *r, FCGX_Request *fcgi, struct arena *a)
+struct params {
+	struct request	*r;
+	size_t		 cap;
+};
+
+static int
+add_param(void *ctx, const char *name, size_t nlen, const char *value,
+    size_t vlen)
 {
+	struct params *ps = ctx;
+	struct request *r = ps->r;
+
+	if (r->nparams == ps->cap) {
+		const char **n, **v;
+
+		ps->cap = ps->cap * 2 + 16;
+		n = arena_alloc(r->arena, ps->cap * sizeof(*n));
+		v = arena_alloc(r->arena, ps->cap * sizeof(*v));
+		if (r->nparams > 0) {
+			memcpy(n, r->param_names, r->nparams * sizeof(*n));
+			memcpy(v, r->param_values, r->nparams * sizeof(*v));
+		}
+		r->param_names = n;
+		r->param_values = v;
+	}
+	r->param_names[r->nparams] = arena_strndup(r->arena, name, nlen);
+	r->param_values[r->nparams++] = arena_strndup(r->arena, value, vlen);
+	return 0;
+}
+
+void
+req_init(struct request *r, struct conn *c, struct arena *a)
+{
+	struct params ps = { r, 0 };
 	const char *uri, *q, *cl;
 	long long n;
 
 	memset(r, 0, sizeof(*r));
-	r->fcgi = fcgi;
+	r->conn = c;
 	r->arena = a;
 	r->started_us = clock_us();
 	r->route_index = -1;
 	r->content_length = -1;
+	/* A malformed block keeps the pairs before the fault. */
+	(void)fcgi_pairs(c->parser.params.p, c->parser.params.len, add_param,
+	    &ps);
+	buf_free(&c->parser.params);
 
 	r->method = req_param(r, "REQUEST_METHOD");
 	if (r->method == NULL)
@@ -83,7 +119,18 @@ req_done(struct request *r)
 const char *
 req_param(const struct request *r, const char *name)
 {
-	return FCGX_GetParam(name, r->fcgi->envp);
+	size_t i;
+
+	for (i = 0; i < r->nparams; i++)
+		if (strcmp(r->param_names[i], name) == 0)
+			return r->param_values[i];
+	return NULL;
+}
+
+int
+req_fd(const struct request *r)
+{
+	return r->conn->fd;
 }
 
 const char *
@@ -115,17 +162,14 @@ int
 req_read_body(struct request *r)
 {
 	size_t want = r->content_length > 0 ? (size_t)r->content_length : 0;
-	int got;
+	ssize_t got = 0;
+	char extra[512];
 
 	r->body = arena_alloc(r->arena, want + 1);
 	r->body_len = 0;
 	while (r->body_len < want) {
-		size_t chunk = want - r->body_len;
-
-		if (chunk > 1 << 20)
-			chunk = 1 << 20;
-		got = FCGX_GetStr(r->body + r->body_len, (int)chunk,
-		    r->fcgi->in);
+		got = conn_read_body(r->conn, r->body + r->body_len,
+		    want - r->body_len);
 		if (got <= 0)
 			break;
 		r->body_len += (size_t)got;
@@ -136,13 +180,10 @@ req_read_body(struct request *r)
 	 * so the socket holds nothing unread: a streaming handler watches
 	 * it and takes readability for the client hanging up.
 	 */
-	if (r->body_len == want) {
-		char extra;
-
-		while (FCGX_GetStr(&extra, 1, r->fcgi->in) > 0)
-			;
-	}
-	return r->body_len == want ? 0 : -1;
+	while (r->body_len == want && got >= 0 &&
+	    (got = conn_read_body(r->conn, extra, sizeof(extra))) > 0)
+		;
+	return r->body_len == want && got == 0 ? 0 : -1;
 }
 
 void
@@ -178,24 +219,15 @@ http_reason(int status)
 }
 
 int
-req_write(struct request *r, const char *p, size_t n, bool flush)
+req_write(struct request *r, const struct iovec *iov, int n, bool end)
 {
 	if (r->client_gone)
 		return -1;
-	while (n > 0) {
-		int chunk = n > (1 << 30) ? (1 << 30) : (int)n;
-
-		if (FCGX_PutStr(p, chunk, r->fcgi->out) != chunk)
-			goto gone;
-		p += chunk;
-		n -= (size_t)chunk;
+	if (conn_send(r->conn, iov, n, end) != 0) {
+		r->client_gone = true;
+		return -1;
 	}
-	if (flush && FCGX_FFlush(r->fcgi->out) != 0)
-		goto gone;
 	return 0;
-gone:
-	r->client_gone = true;
-	return -1;
 }
 
 /* Status line and the headers every response carries. */
@@ -214,11 +246,16 @@ head(struct request *r, struct buf *h, int status, const char *content_type)
 		buf_add(h, r->headers.p, r->headers.len);
 }
 
+/*
+ * One system call for the whole answer: the head, the body where the
+ * caller has it, and the end of the request.
+ */
 void
 reply(struct request *r, int status, const char *content_type,
     const char *body, size_t len)
 {
 	struct buf h = BUF_INIT;
+	struct iovec iov[2];
 
 	if (r->replied) {
 		log_errx("reply after the response was sent");
@@ -228,9 +265,9 @@ reply(struct request *r, int status, const char *content_type,
 	if (body != NULL)
 		buf_printf(&h, "Content-Length: %zu\r\n", len);
 	buf_puts(&h, "\r\n");
-	if (body != NULL)
-		buf_add(&h, body, len);
-	req_write(r, h.p, h.len, false);
+	iov[0] = (struct iovec){ h.p, h.len };
+	iov[1] = (struct iovec){ (void *)(uintptr_t)body, len };
+	req_write(r, iov, body != NULL && len > 0 ? 2 : 1, true);
 	buf_free(&h);
 }
 
@@ -278,13 +315,15 @@ int
 sse_start(struct request *r)
 {
 	struct buf h = BUF_INIT;
+	struct iovec iov;
 	int rc;
 
 	r->streaming = true;
 	head(r, &h, 200, "text/event-stream; charset=utf-8");
 	/* nginx: never buffer this response, whatever the location says. */
 	buf_puts(&h, "X-Accel-Buffering: no\r\n\r\n");
-	rc = req_write(r, h.p, h.len, true);
+	iov = (struct iovec){ h.p, h.len };
+	rc = req_write(r, &iov, 1, false);
 	buf_free(&h);
 	return rc;
 }
@@ -292,26 +331,26 @@ sse_start(struct request *r)
 int
 sse_event(struct request *r, const char *event, const char *json, size_t len)
 {
-	struct buf b = BUF_INIT;
-	int rc;
+	struct iovec iov[5] = {
+		{ "event: ", 7 },
+		{ (void *)(uintptr_t)event, strlen(event) },
+		{ "\ndata: ", 7 },
+		{ (void *)(uintptr_t)json, len },
+		{ "\n\n", 2 },
+	};
 
 	/* JSON from the writer has no raw newlines, so one data line. */
-	buf_printf(&b, "event: %s\ndata: ", event);
-	buf_add(&b, json, len);
-	buf_puts(&b, "\n\n");
-	rc = req_write(r, b.p, b.len, true);
-	buf_free(&b);
-	return rc;
+	return req_write(r, iov, 5, false);
 }
 
 int
 sse_comment(struct request *r, const char *text)
 {
-	struct buf b = BUF_INIT;
-	int rc;
+	struct iovec iov[3] = {
+		{ ": ", 2 },
+		{ (void *)(uintptr_t)text, strlen(text) },
+		{ "\n\n", 2 },
+	};
 
-	buf_printf(&b, ": %s\n\n", text);
-	rc = req_write(r, b.p, b.len, true);
-	buf_free(&b);
-	return rc;
+	return req_write(r, iov, 3, false);
 }

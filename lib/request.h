@@ -18,10 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <fcgiapp.h>
-
 #include "arena.h"
 #include "buf.h"
+#include "conn.h"
 #include "json.h"
 #include "router.h"
 #include "url.h"
@@ -31,7 +30,7 @@
 #define REQ_ID_MAX	64
 
 struct request {
-	FCGX_Request	*fcgi;
+	struct conn	*conn;
 	struct arena	*arena;
 	int64_t		 started_us;
 
@@ -47,6 +46,9 @@ struct request {
 	long long	 content_length;	/* -1: none given */
 	char		 request_id[REQ_ID_MAX + 1];
 	const char	*remote_addr;
+	const char	**param_names;	/* the FastCGI parameters */
+	const char	**param_values;
+	size_t		 nparams;
 
 	char		*body;		/* NUL-terminated once read */
 	size_t		 body_len;
@@ -68,8 +70,12 @@ struct request {
 	struct buf	 headers;	/* queued "Name: value\r\n" lines */
 };
 
-/* Sets up r from the FastCGI request; all memory comes from `a`. */
-void		 req_init(struct request *, FCGX_Request *, struct arena *);
+/*
+ * Sets up r from the request on the connection, whose parameters are
+ * complete (and then dropped from the connection); all memory comes
+ * from `a`.
+ */
+void		 req_init(struct request *, struct conn *, struct arena *);
 /* Releases what req_init() took outside the arena. */
 void		 req_done(struct request *);
 
@@ -111,8 +117,15 @@ int		 sse_event(struct request *, const char *event,
 /* Sends an SSE comment line (keep-alive).  -1 if gone. */
 int		 sse_comment(struct request *, const char *text);
 
-/* Writes raw bytes of a streamed response and flushes.  -1 if gone. */
-int		 req_write(struct request *, const char *, size_t, bool flush);
+/*
+ * Sends raw bytes of a streamed response at once; with `end`, the
+ * response ends after them.  -1 if the client is gone (or stopped
+ * reading for the connection's timeout).
+ */
+int		 req_write(struct request *, const struct iovec *, int n,
+		    bool end);
+/* The connection's socket, to watch for a hang-up while waiting. */
+int		 req_fd(const struct request *);
 
 const char	*http_reason(int status);
 

@@ -1,7 +1,7 @@
 /*
  * The FastCGI server: a master process that owns the listen socket and
- * preforks workers, each running a fixed set of threads in an
- * FCGX_Accept_r loop.
+ * preforks workers, each a poller thread and a pool of request threads
+ * (lib/worker.h).
  *
  * Master: takes the socket from fd 0 (spawn-fcgi), from systemd socket
  * activation (LISTEN_FDS), or binds `listen` (a path for a unix socket,
@@ -25,8 +25,12 @@ struct request;
 struct server_config {
 	const char	*listen;	/* NULL: fd 0 or systemd must be a socket */
 	int		 workers;
-	int		 threads;
+	int		 threads;	/* at most, per worker */
 	int		 drain_seconds;
+	/* A read from or write to nginx stalled this long fails. */
+	int		 io_timeout_ms;
+	/* A request waits this long for a thread, then gets 503. */
+	int		 queue_ms;
 	size_t		 thread_stack;	/* bytes; 0: the default */
 	/* In each worker after fork, before its threads start; 0 = ok. */
 	int		(*worker_init)(void);

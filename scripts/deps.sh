@@ -10,7 +10,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential pkg-config
-	libfcgi-dev libpq-dev libcjson-dev libcurl4-openssl-dev libargon2-dev libssl-dev
+	libpq-dev libcjson-dev libcurl4-openssl-dev libargon2-dev libssl-dev
 	postgresql postgresql-contrib
 	nginx-light spawn-fcgi
 	libmojolicious-perl libdbd-pg-perl
