@@ -54,6 +54,14 @@ conn_trim(struct conn *c)
 	}
 }
 
+void
+conn_next_request(struct conn *c)
+{
+	fcgi_parser_next(&c->parser);
+	c->ended = false;
+	conn_trim(c);
+}
+
 ssize_t
 conn_fill(struct conn *c, size_t max)
 {

@@ -56,6 +56,8 @@ void	conn_init(struct conn *, int fd, size_t max_params, int timeout_ms);
 void	conn_close(struct conn *);
 /* Frees the input buffer when it holds nothing (an idle connection). */
 void	conn_trim(struct conn *);
+/* After a request's end: ready for the connection's next one. */
+void	conn_next_request(struct conn *);
 
 /*
  * Reads what the socket has, without waiting, up to `max` bytes.

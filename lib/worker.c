@@ -168,8 +168,7 @@ after_response(struct conn *c)
 		c->discard = true;
 		return AFTER_SKIP;
 	}
-	fcgi_parser_next(&c->parser);
-	conn_trim(c);
+	conn_next_request(c);
 	return AFTER_KEEP;
 }
 
@@ -461,7 +460,7 @@ on_readable(struct conn *c, int64_t now)
 				drop(c);
 				return false;
 			}
-			fcgi_parser_next(&c->parser);
+			conn_next_request(c);
 			continue;
 		case FCGI_EV_MORE:
 			break;

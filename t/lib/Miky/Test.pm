@@ -66,7 +66,9 @@ our $TEARING_DOWN  = 0;     # a signal now must not cut the teardown short
 # Options: env => {NAME => value or undef}, workers (2), threads (8),
 # db_pool (4), own_pg => 1 (a private cluster even under test.sh),
 # app => 0 (start nginx but not the app; call start_app yourself),
-# bin (the binary; default $MIKY_BIN or build/miky), nginx_template.
+# bin (the binary; default $MIKY_BIN or build/miky), nginx_template,
+# nginx_edit => sub { my $conf = shift; ...; $conf } (changes the rendered
+# config: the bench takes the rate limits out).
 # Infrastructure failures BAIL_OUT: nothing else could pass anyway.
 sub new {
 	my ($class, %opt) = @_;
@@ -831,6 +833,7 @@ sub _render_nginx {
 	if (my @left = $conf =~ /(\@[A-Z_]+\@)/g) {
 		Test::More::diag("unknown placeholders in $tpl: @left");
 	}
+	$conf = $self->{opt}{nginx_edit}->($conf) if $self->{opt}{nginx_edit};
 	open my $fh, '>', "$self->{dir}/nginx.conf" or _bail("write nginx.conf: $!");
 	print $fh $conf;
 	close $fh;
