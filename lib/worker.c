@@ -78,6 +78,8 @@ static struct conn	*dead;
 /* The poller stopped accepting because every thread is taken. */
 static atomic_bool	 full;
 
+static bool	on_readable(struct conn *, int64_t);
+
 int
 worker_draining(void)
 {
@@ -213,21 +215,42 @@ bury(struct conn *c)
 }
 
 /*
- * A thread gives a connection back to the poller.  Arming it is the
- * last touch: from then on the poller may take it at any moment.
+ * A thread is done with a request.  The connection's next request may
+ * already be in the bytes read while skipping the body (nginx sends it
+ * as soon as it has our END_REQUEST): then the thread serves it too, as
+ * the poller would not hear of bytes no longer in the socket.  Returns
+ * true for that; else the connection is closed or given back to the
+ * poller, and arming it is the last touch: from then on the poller may
+ * take it at any moment.
  */
-static void
+static bool
 hand_back(struct conn *c)
 {
+	struct fcgi_event_info ev;
 	int fd = c->fd;
 
 	if (after_response(c) == AFTER_CLOSE) {
 		bury(c);
-		return;
+		return false;
+	}
+	if (!c->discard && c->in_off < c->in_len) {
+		c->timeout_ms = 0;
+		switch (conn_next(c, SIZE_MAX, &ev)) {
+		case FCGI_EV_PARAMS:
+			c->timeout_ms = cfg->io_timeout_ms;
+			return true;
+		case FCGI_EV_MORE:
+			c->timeout_ms = cfg->io_timeout_ms;
+			break;
+		default:
+			bury(c);
+			return false;
+		}
 	}
 	c->last_ms = clock_ms();
 	atomic_store(&c->state, CS_REARM);
 	arm(c, fd, EPOLL_CTL_MOD);
+	return false;
 }
 
 static void
@@ -263,9 +286,10 @@ thread_main(void *arg)
 		pthread_mutex_unlock(&mu);
 
 		atomic_store(&c->state, CS_BUSY);
-		serve(c, a);
-		arena_reset(a);
-		hand_back(c);
+		do {
+			serve(c, a);
+			arena_reset(a);
+		} while (hand_back(c));
 
 		pthread_mutex_lock(&mu);
 		busy--;
@@ -329,7 +353,11 @@ refuse(struct conn *c)
 	arena_reset(poller_arena);
 	if (after_response(c) == AFTER_CLOSE)
 		drop(c);
-	else
+	else if (!c->discard && c->in_off < c->in_len) {
+		/* The next request is among the bytes read. */
+		atomic_store(&c->state, CS_IDLE);
+		on_readable(c, clock_ms());
+	} else
 		rearm(c);
 }
 

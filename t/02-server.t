@@ -323,6 +323,84 @@ sub fcgi_params {
 	is(worker_restarts(), 0, 'no worker restarted');
 }
 
+# --- a kept FastCGI connection, straight on the socket -----------------------------
+#
+# nginx keeps its connections to the app (FCGI_KEEP_CONN) and sends the next
+# request as soon as it has END_REQUEST, even when the app answered without
+# reading the body (413): the end of that body and the next request then
+# come in one piece.  Both must be answered, on the same connection.
+
+# fcgi_request($id, $keep, %params, [body]): BEGIN_REQUEST, PARAMS, STDIN.
+sub fcgi_request {
+	my ($id, $keep, $params, $body) = @_;
+	my $s = fcgi_record(1, $id, pack('nCx5', 1, $keep ? 1 : 0))
+		. fcgi_record(4, $id, fcgi_params(%$params)) . fcgi_record(4, $id, '');
+	$body //= '';
+	for (my $off = 0; $off < length $body; $off += 65535) {
+		$s .= fcgi_record(5, $id, substr($body, $off, 65535));
+	}
+	return $s . fcgi_record(5, $id, '');
+}
+
+# fcgi_responses($sock, $n): the STDOUT of the next $n requests to end,
+# each up to its END_REQUEST (undef for one that never came).
+sub fcgi_responses {
+	my ($s, $n) = @_;
+	my ($buf, @out, $cur) = ('');
+	my $sel = IO::Select->new($s);
+	my $deadline = time + 30;
+	while (@out < $n && time < $deadline) {
+		if (length($buf) >= 8) {
+			my ($v, $type, $rid, $len, $pad) = unpack('CCnnC', $buf);
+			if (length($buf) >= 8 + $len + $pad) {
+				my $content = substr($buf, 8, $len);
+				substr($buf, 0, 8 + $len + $pad, '');
+				$cur .= $content if $type == 6;
+				if ($type == 3) { push @out, $cur // ''; undef $cur }
+				if ($type == 10) { push @out, "VALUES:$content" }
+				next;
+			}
+		}
+		last unless $sel->can_read(1) || time < $deadline;
+		my $got = sysread $s, $buf, 65536, length $buf;
+		last if defined $got && $got == 0;
+	}
+	return @out;
+}
+
+{
+	my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $t->dir . '/miky.sock')
+		or die "connect miky.sock: $!";
+	my %get = (REQUEST_METHOD => 'GET', REQUEST_URI => '/api/health', SERVER_PROTOCOL => 'HTTP/1.1');
+	print $s fcgi_request(1, 1, \%get);
+	my ($r1) = fcgi_responses($s, 1);
+	like($r1 // '', qr/^Status: 200 /, 'kept connection: the first request answered');
+	print $s fcgi_request(1, 1, \%get);
+	my ($r2) = fcgi_responses($s, 1);
+	like($r2 // '', qr/^Status: 200 /, '... and the second, on the same connection');
+
+	# A sign-up announcing a body over its limit, which the app answers
+	# without reading the body, and the next request right behind it, in
+	# one write: the app reads them together when it skips the body.  (The
+	# body is shorter than announced, so that it all fits in one read.)
+	for my $body ('{}', '{"email":"' . ('x' x 70000) . '"}') {
+		print $s fcgi_request(1, 1, { REQUEST_METHOD => 'POST', REQUEST_URI => '/api/auth/signup',
+			CONTENT_TYPE => 'application/json', CONTENT_LENGTH => 70000,
+			SERVER_PROTOCOL => 'HTTP/1.1' }, $body) . fcgi_request(1, 1, \%get);
+		my @r = fcgi_responses($s, 2);
+		my $what = length($body) . '-byte body';
+		like($r[0] // '', qr/^Status: 413 /, "$what over the limit: 413 before it is read");
+		like($r[1] // '', qr/^Status: 200 /, "$what: the request behind it, in the same write, answered");
+	}
+
+	# Management: FCGI_GET_VALUES answers that we do not multiplex.
+	print $s fcgi_record(9, 0, fcgi_params(FCGI_MPXS_CONNS => ''));
+	my ($v) = fcgi_responses($s, 1);
+	is($v, "VALUES:\x0f\x01FCGI_MPXS_CONNS0", 'FCGI_GET_VALUES: FCGI_MPXS_CONNS is 0');
+	close $s;
+	all_ok(5, 'health after: all 200');
+}
+
 # --- SIGTERM drains an in-flight stream ---------------------------------------------
 
 {
