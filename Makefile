@@ -102,7 +102,7 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@bench/run.sh
+	@perl bench/run.pl
 
 # libFuzzer targets, built with clang over the lib/ sources.
 FUZZ_CFLAGS = -std=c17 -g -O1 -D_GNU_SOURCE -pthread -I. -Ilib $(PKG_CFLAGS) \

@@ -1,0 +1,343 @@
+#!/usr/bin/perl
+# bench/run.pl — `make bench`: throughput over loopback, on real-shaped data.
+#
+# The stack comes up the way the tests bring it up (t/lib/Miky/Test.pm: a
+# throwaway PostgreSQL cluster, `miky serve` under spawn-fcgi, nginx from
+# nginx/dev.conf.in), with nginx's per-IP limits taken out (wrk sends
+# everything from 127.0.0.1).  It is seeded like the peer benchmark
+# (bench/seed.sql: BENCH_USERS users with BENCH_CONVS conversations of
+# BENCH_MSGS messages each), and every request is for another user.  Two
+# baselines are measured in the same run, and every figure is given as a
+# ratio to them, because the machine is shared and noisy:
+#
+#   static   a 287-byte file from the same nginx (no FastCGI)
+#   fcgi     an unknown path under /api/: nginx -> FastCGI -> the app's
+#            404, the app doing nothing (the ceiling of every endpoint)
+#
+# Then: health (one pooled SELECT 1), profile (JWT + user row), list (a
+# page of 20 conversations), get (a conversation of 20 messages, ~7 KiB),
+# signin (one argon2id verification; also as a share of the machine's
+# argon2 ceiling: cores / the time of one hash).  `streams` (not in the
+# default set) is the streaming capacity run (bench/streams.pl).
+#
+# Each target: a warm-up, then the measured run; between runs the app is
+# let settle (nothing in flight).  The CPU columns are the share of one
+# core that nginx, the app and PostgreSQL used during the measured run.
+# The table goes to stdout and to bench/results/<UTC time>.txt.
+#
+# Environment:
+#   BENCH_SECONDS (10) BENCH_WARMUP (2) BENCH_CONNECTIONS (64) BENCH_THREADS (2)
+#   BENCH_TARGETS ("static fcgi health profile list get signin")
+#   BENCH_USERS (1000) BENCH_CONVS (20) BENCH_MSGS (20)
+#   BENCH_KEEP=1      keep the stack's directory (logs) and info where
+#   MIKY_*            passed to the app (MIKY_WORKERS, MIKY_THREADS, ...)
+use strict;
+use warnings;
+
+use FindBin qw($Bin);
+use lib "$Bin/../t/lib";
+
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64);
+use Mojo::JSON qw(encode_json);
+use POSIX qw(strftime);
+use Test::More ();
+use Time::HiRes qw(sleep time);
+use Miky::Test;
+
+my $ROOT = "$Bin/..";
+my %O = (
+	seconds => $ENV{BENCH_SECONDS} // 10,
+	warmup  => $ENV{BENCH_WARMUP} // 2,
+	conns   => $ENV{BENCH_CONNECTIONS} // 64,
+	threads => $ENV{BENCH_THREADS} // 2,
+	users   => $ENV{BENCH_USERS} // 1000,
+	convs   => $ENV{BENCH_CONVS} // 20,
+	msgs    => $ENV{BENCH_MSGS} // 20,
+);
+my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static fcgi health profile list get signin');
+my $PASSWORD = 'bench-password-1';
+my $CORES = `nproc` + 0 || 1;
+
+sub info { print STDERR "bench: @_\n" }
+sub die_ { info(@_); exit 1 }
+
+for my $target (@TARGETS) {
+	main->can("bench_$target") or die_("no target '$target'");
+}
+for my $cmd (qw(wrk spawn-fcgi psql cc pkg-config)) {
+	system("command -v $cmd >/dev/null 2>&1") == 0 or die_("$cmd not found (run scripts/deps.sh)");
+}
+
+# The harness reports its log checks as tests; they go to stderr here.
+my $tb = Test::More->builder;
+$tb->output(\*STDERR);
+$tb->failure_output(\*STDERR);
+$ENV{MIKY_TEST_KEEP} = 1 if $ENV{BENCH_KEEP};
+
+my %app_env = (MIKY_STANDIN_DELAY_MS => 0,
+	map { $_ => $ENV{$_} } grep { /^MIKY_/ && !/^MIKY_TEST_/ } keys %ENV);
+info "starting PostgreSQL, the app and nginx";
+my $t = Miky::Test->new(
+	workers => $ENV{MIKY_WORKERS} // $CORES,
+	threads => $ENV{MIKY_THREADS} // 64,
+	db_pool => $ENV{MIKY_DB_POOL} // 8,
+	env     => \%app_env,
+	# wrk sends everything from one address: no per-IP limits.
+	nginx_edit => sub { my $c = shift; $c =~ s/^\s*limit_(?:req|conn)\s[^\n]*\n//mg; $c },
+);
+my $DIR = $t->dir;
+
+# --- data ---------------------------------------------------------------------
+
+# One real sign-up gives the argon2id hash every seeded user shares.
+sub seed {
+	my $u = $t->user(email => 'template@bench.test', password => $PASSWORD);
+	my ($hash) = $t->dbh->selectrow_array('SELECT password_hash FROM users WHERE id = ?', undef, $u->{id});
+	info "seeding $O{users} users x $O{convs} conversations x $O{msgs} messages";
+	my $t0 = time;
+	system('psql', '-X', '-q', $t->db_url, '-v', "users=$O{users}", '-v', "convs=$O{convs}",
+		'-v', "msgs=$O{msgs}", '-v', "pwhash=$hash", '-f', "$Bin/seed.sql") == 0
+		or die_('seeding failed');
+	info sprintf 'seeded in %.1f s', time - $t0;
+}
+
+sub b64url { (my $s = encode_base64(shift, '')) =~ tr{+/}{-_}; $s =~ s/=+$//; $s }
+
+# An access token as the app issues it (HS256 with the harness's secret).
+sub token {
+	my $sub = shift;
+	my $h = b64url(encode_json({ alg => 'HS256', typ => 'JWT' }));
+	my $p = b64url(encode_json({ iss => 'miky', sub => $sub, iat => int(time), exp => int(time) + 3600 }));
+	return "$h.$p." . b64url(hmac_sha256("$h.$p", $Miky::Test::JWT_SECRET));
+}
+
+sub write_lines {
+	my ($name, @lines) = @_;
+	open my $fh, '>', "$DIR/$name" or die_("$DIR/$name: $!");
+	print $fh map { "$_\n" } @lines;
+	close $fh;
+	return "$DIR/$name";
+}
+
+my (%FILE, %USER_TOKEN);
+sub data_files {
+	my $users = $t->dbh->selectall_arrayref(
+		q{SELECT id, email FROM users WHERE email LIKE 'user%@bench.test'
+		  ORDER BY substr(md5(email), 1, 8)});
+	$USER_TOKEN{ $_->[0] } = token($_->[0]) for @$users;
+	$FILE{tokens} = write_lines('tokens.txt', map { $USER_TOKEN{ $_->[0] } } @$users);
+	$FILE{signin} = write_lines('signin.txt', map { "$_->[1] $PASSWORD" } @$users);
+	# The five newest conversations of each user, in an order that
+	# changes user at every line.
+	my $convs = $t->dbh->selectall_arrayref(q{
+		SELECT user_id, id FROM (
+		  SELECT user_id, id, row_number() OVER (PARTITION BY user_id ORDER BY updated_at DESC) AS k
+		  FROM conversations) c
+		WHERE k <= 5 ORDER BY k, substr(md5(user_id::text), 1, 8)});
+	$FILE{get} = write_lines('get.txt', map { "$USER_TOKEN{ $_->[0] } $_->[1]" } @$convs);
+}
+
+# --- measuring ----------------------------------------------------------------
+
+# CPU ticks (user + system) of a process and its children.
+sub family { my $pid = shift; ($pid, split ' ', `pgrep -P $pid 2>/dev/null` // '') }
+sub ticks {
+	my $sum = 0;
+	for my $pid (@_) {
+		open my $fh, '<', "/proc/$pid/stat" or next;
+		my @f = split ' ', (<$fh> // '') =~ s/^.*\) //r;
+		$sum += $f[11] + $f[12];
+	}
+	return $sum;
+}
+my $HZ = `getconf CLK_TCK` + 0 || 100;
+sub postmaster { open my $fh, '<', "$t->{pghost}/data/postmaster.pid" or return; my $p = <$fh>; chomp $p; $p }
+sub cpu_now {
+	return { nginx => ticks(family($t->{nginx_pid})), app => ticks(family($t->app_pid)),
+		pg => ticks(family(postmaster())), at => time };
+}
+
+sub metric_value {
+	my $name = shift;
+	my $body = $t->json_req(GET => '/api/metrics')->res->body // '';
+	return $body =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
+}
+
+# Waits until the app has nothing in flight but the metrics request itself
+# (sign-ins queued for a hash slot when wrk stopped must not count against
+# the next run).
+sub settle {
+	my $quiet = 0;
+	for (1 .. 600) {
+		my $n = metric_value('miky_http_requests_in_flight');
+		return if defined $n && $n <= 1 && ++$quiet >= 2;
+		$quiet = 0 unless defined $n && $n <= 1;
+		sleep 0.2;
+	}
+	info('the app still has requests in flight after 120 s; measuring anyway');
+}
+
+my (@ORDER, %R);
+# measure(NAME, CONNECTIONS, VAR => value, ...): the VARs go to rotate.lua.
+sub measure {
+	my ($name, $conns, %var) = @_;
+	$var{BENCH_FILE} //= $FILE{tokens};
+	my $threads = $O{threads} < $conns ? $O{threads} : $conns;
+	my @wrk = ('wrk', "-t$threads", "-c$conns", '--timeout', '10s', '-s', "$Bin/rotate.lua", $t->base);
+	info "$name: $var{BENCH_METHOD} $var{BENCH_PATH}, $conns connections, $O{warmup} s warm-up + $O{seconds} s";
+	local @ENV{ keys %var } = values %var;
+	settle();
+	if ($O{warmup} > 0) {
+		system("@wrk -d$O{warmup}s >/dev/null") == 0 or die_("wrk failed");
+		settle();
+	}
+	my $c0 = cpu_now();
+	open my $fh, '-|', @wrk, "-d$O{seconds}s" or die_("wrk: $!");
+	my $out = do { local $/; <$fh> };
+	close $fh;
+	my $c1 = cpu_now();
+	my ($line) = $out =~ /^BENCH (.*)$/m or die_("$name: no summary from wrk:\n$out");
+	my %r = map { split /=/, $_, 2 } split ' ', $line;
+	my $secs = $c1->{at} - $c0->{at};
+	$r{"cpu_$_"} = 100 * ($c1->{$_} - $c0->{$_}) / $HZ / $secs for qw(nginx app pg);
+	$R{$name} = \%r;
+	push @ORDER, $name;
+	info sprintf '%s: %.0f req/s, p99 %.1f ms', $name, $r{rps}, $r{p99_ms};
+	return \%r;
+}
+
+sub check_status {
+	my ($what, $want, $tx) = @_;
+	my $code = $tx->res->code // 0;
+	die_("$what answered $code, not $want: " . substr($tx->res->body // '', 0, 300)) if $code != $want;
+}
+
+sub first_line { open my $fh, '<', shift or return ''; my $l = <$fh>; chomp $l; split ' ', $l }
+
+# --- the targets ----------------------------------------------------------------
+
+my %NOTE;
+
+sub bench_static {
+	check_status('static', 200, $t->json_req(GET => '/index.html'));
+	measure('static', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/index.html');
+	$NOTE{static} = 'a 287-byte file, nginx alone';
+}
+
+sub bench_fcgi {
+	check_status('fcgi', 404, $t->json_req(GET => '/api/bench-nothing'));
+	my $r = measure('fcgi', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/api/bench-nothing');
+	$r->{non2xx} = 0;    # every answer is the 404 it should be
+	$NOTE{fcgi} = 'an unknown path: the app does nothing (404)';
+}
+
+sub bench_health {
+	check_status('health', 200, $t->json_req(GET => '/api/health'));
+	measure('health', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/api/health');
+	$NOTE{health} = 'one pooled SELECT 1';
+}
+
+sub bench_profile {
+	my ($tok) = first_line($FILE{tokens});
+	check_status('profile', 200, $t->json_req(GET => '/api/user/profile', undef, { Authorization => "Bearer $tok" }));
+	measure('profile', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/api/user/profile', BENCH_AUTH => 1);
+	$NOTE{profile} = 'JWT + the user row';
+}
+
+sub bench_list {
+	my ($tok) = first_line($FILE{tokens});
+	my $tx = $t->json_req(GET => '/api/conversations?limit=20', undef, { Authorization => "Bearer $tok" });
+	check_status('list', 200, $tx);
+	my $n = @{ $tx->res->json('/conversations') // [] };
+	die_("list: $n conversations, not 20") unless $n == 20 || $O{convs} < 20;
+	measure('list', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/api/conversations?limit=20', BENCH_AUTH => 1);
+	$NOTE{list} = sprintf 'JWT + user row + a page of 20 (%.1f KiB)', length($tx->res->body) / 1024;
+}
+
+sub bench_get {
+	my ($tok, $id) = first_line($FILE{get});
+	my $tx = $t->json_req(GET => "/api/conversations/$id", undef, { Authorization => "Bearer $tok" });
+	check_status('get', 200, $tx);
+	my $n = @{ $tx->res->json('/messages') // [] };
+	die_("get: $n messages, not $O{msgs}") unless $n == $O{msgs};
+	measure('get', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/api/conversations/$2',
+		BENCH_AUTH => 1, BENCH_FILE => $FILE{get});
+	$NOTE{get} = sprintf 'JWT + user row + %d messages (%.1f KiB)', $n, length($tx->res->body) / 1024;
+}
+
+# The ceiling of sign-ins: cores / the time of one hash, measured with the
+# app's own lib/password.c (bench/argon2_time.c).
+my $ARGON2;
+sub bench_signin {
+	my @san = `grep -c -- -fsanitize $ROOT/build/.flags 2>/dev/null` > 0 ? ('-fsanitize=address,undefined') : ();
+	my $libs = `pkg-config --libs libpq libcjson libcurl libargon2 libcrypto`;
+	chomp $libs;
+	system("cc -std=c17 -O2 -D_GNU_SOURCE -pthread -I$ROOT @san -o $DIR/argon2_time "
+		. "$Bin/argon2_time.c $ROOT/build/libmiky.a $libs -lm") == 0
+		or die_('cannot build bench/argon2_time.c (run make first)');
+	my $ms = `$DIR/argon2_time 20` + 0;
+	my $ceiling = $CORES * 1000 / $ms;
+	$ARGON2 = sprintf 'one argon2id hash: %.1f ms (median of 20, lib/password.c); ceiling %d cores / %.1f ms = %.1f sign-ins/s',
+		$ms, $CORES, $ms, $ceiling;
+	my ($email, $pw) = first_line($FILE{signin});
+	check_status('signin', 200, $t->json_req(POST => '/api/auth/signin', { email => $email, password => $pw }));
+	my $r = measure('signin', $O{conns}, BENCH_METHOD => 'POST', BENCH_PATH => '/api/auth/signin',
+		BENCH_FILE => $FILE{signin}, BENCH_BODY => '{"email":"$1","password":"$2"}');
+	$NOTE{signin} = sprintf '%.2f of the argon2 ceiling (%.1f/s)', $r->{rps} / $ceiling, $ceiling;
+}
+
+# The streaming capacity run: bench/streams.pl.
+my $STREAMS;
+sub bench_streams {
+	require "$Bin/streams.pl";    ## no critic
+	$STREAMS = Miky::Bench::Streams::run($t, \%FILE, \%O);
+}
+
+# --- the report ---------------------------------------------------------------
+
+sub report {
+	my @l;
+	my $rev = `git -C $ROOT describe --always --dirty 2>/dev/null` // '?';
+	chomp $rev;
+	push @l, sprintf 'Miky bench %s, %s', strftime('%Y-%m-%d %H:%M:%S UTC', gmtime), $rev;
+	push @l, sprintf 'host: %d cores, %s; wrk, nginx, the app and PostgreSQL share them (loopback)',
+		$CORES, `uname -sr` =~ s/\s+$//r;
+	push @l, 'build: SANITIZE=1 (ASan+UBSan): these figures understate a normal build'
+		if `grep -c -- -fsanitize $ROOT/build/.flags 2>/dev/null` > 0;
+	push @l, sprintf 'app: MIKY_WORKERS=%s MIKY_THREADS=%s MIKY_DB_POOL=%s; nginx: dev template, no per-IP limits',
+		$ENV{MIKY_WORKERS} // $CORES, $ENV{MIKY_THREADS} // 64, $ENV{MIKY_DB_POOL} // 8;
+	push @l, sprintf 'data: %d users x %d conversations x %d messages; each request for another user',
+		@O{qw(users convs msgs)};
+	push @l, sprintf 'wrk: -t%d -c%d -d%ds after %ds of warm-up', @O{qw(threads conns seconds warmup)};
+	push @l, $ARGON2 if $ARGON2;
+	push @l, '';
+	push @l, sprintf '%-8s %9s %8s %8s %9s %8s %7s %7s %7s %6s  %s', 'target', 'req/s', 'p50 ms',
+		'p99 ms', 'vs static', 'vs fcgi', 'nginx%', 'app%', 'pg%', 'errors', 'note';
+	for my $name (@ORDER) {
+		my $r = $R{$name};
+		my $ratio = sub { my $b = $R{ $_[0] } or return '-'; sprintf '%.3f', $r->{rps} / $b->{rps} };
+		push @l, sprintf '%-8s %9.0f %8.2f %8.2f %9s %8s %7.0f %7.0f %7.0f %6d  %s', $name, $r->{rps},
+			$r->{p50_ms}, $r->{p99_ms}, $ratio->('static'), $ratio->('fcgi'), $r->{cpu_nginx},
+			$r->{cpu_app}, $r->{cpu_pg}, $r->{non2xx} + $r->{errors}, $NOTE{$name} // '';
+	}
+	push @l, '', 'CPU: % of one core used during the measured run (client excluded)';
+	push @l, '', @$STREAMS if $STREAMS;
+	return join "\n", @l, '';
+}
+
+seed();
+data_files();
+for my $target (@TARGETS) {
+	no strict 'refs';
+	&{"bench_$target"}();
+}
+my $text = report();
+print $text;
+mkdir "$Bin/results";
+my $file = "$Bin/results/" . strftime('%Y%m%dT%H%M%SZ', gmtime) . '.txt';
+open my $out, '>', $file or die_("$file: $!");
+print $out $text;
+close $out;
+info "written to bench/results/" . ($file =~ s{.*/}{}r);
+$t->done;
