@@ -37,7 +37,7 @@ struct conn {
 	bool			 aborted;	/* ABORT_REQUEST received */
 
 	/* The server's (lib/server.c). */
-	atomic_int		 state;
+	atomic_uint		 state;
 	int64_t			 last_ms;	/* last activity */
 	int64_t			 queued_ms;
 	bool			 discard;	/* answered; skip the body */

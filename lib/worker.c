@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -32,53 +33,74 @@
  * which knows when it will use a connection, is the one to close it.
  */
 #define IDLE_MS		75000
-/* Bytes read from one connection per wake-up, so none hogs the poller. */
-#define READ_BUDGET	(256 * 1024)
-#define SWEEP_MS	1000
 /* How long a half-closed connection may take to end. */
 #define LINGER_MS	2000
 /* When draining, how long a connection may stall with nothing under way. */
 #define DRAIN_GRACE_MS	1000
-#define ACCEPT_BATCH	64
+/* Bytes read from one connection per turn, so none hogs a thread. */
+#define READ_BUDGET	(256 * 1024)
+#define SWEEP_MS	1000
+/* How often the main thread looks for requests while every thread is busy. */
+#define OVERFLOW_MS	10
+#define ACCEPT_BATCH	16
 #define MIN_QUEUE	64
 
-/* struct conn.state */
+/*
+ * struct conn.state: a generation, counted up each time the structure
+ * is used for a new connection, and one of these.  A connection is armed
+ * in the epoll set only while IDLE or REARM; whoever turns that into
+ * BUSY (compare-and-swap) owns it.  Structures are never freed while the
+ * worker runs (they are reused), so a thread holding a stale event can
+ * always make the attempt; the generation makes it fail.
+ */
+#define ST_MASK		7u
 enum {
-	CS_IDLE,	/* armed in the epoll set; the poller's */
-	CS_REARM,	/* a thread gave it back; the poller's once armed */
-	CS_QUEUED,	/* waiting for a thread */
-	CS_BUSY,	/* a thread serves its request */
-	CS_DEAD,	/* closed by a thread; the poller frees it */
+	CS_IDLE,	/* armed; the sweep may close it */
+	CS_REARM,	/* being armed again by its owner; not to be closed */
+	CS_BUSY,	/* owned by a thread (or the main thread) */
+	CS_QUEUED,	/* its request waits in the queue for a thread */
+	CS_DEAD,	/* closed; on the spare list */
 };
 
-static const struct server_config *cfg;
-static int		 listen_fd = -1, ep = -1, wake_fd = -1, sig_fd = -1;
-static char		 tag_listen, tag_wake, tag_signal;
-static atomic_int	 draining;
+/* What reading a connection came to. */
+enum readable { RD_READY, RD_ARMED, RD_CLOSED };
 
-/* The poller's own. */
-static struct conn	*all;		/* every open connection */
-static struct arena	*poller_arena;
-static bool		 listening;
-static int64_t		 accept_resume_ms, drain_deadline_ms;
-static int64_t		 next_expiry_ms = INT64_MAX;
+enum after { AFTER_CLOSE, AFTER_KEEP, AFTER_SKIP, AFTER_LINGER };
+
+static const struct server_config *cfg;
+static int		 listen_fd = -1, ep = -1, ctl = -1;
+static int		 qfd = -1, stopfd = -1, sigfd = -1, wakefd = -1;
+static char		 tag_listen, tag_queue, tag_stop, tag_signal, tag_wake;
+static atomic_int	 draining, stopping;
+
+/* Counts, for the decisions to accept, to start a thread, to refuse. */
+static atomic_int	 idle;		/* threads waiting in epoll_wait */
+static atomic_int	 live;		/* threads started */
+static atomic_int	 busy;		/* requests being served */
+static atomic_int	 fresh;		/* connections with no request yet */
+static atomic_int	 q_len;
+static atomic_bool	 listening;
+static atomic_llong	 accept_resume_ms;
+
+/* Every connection, and the spare structures, under reg_mu. */
+static pthread_mutex_t	 reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct conn	*all, *spare;
+static int		 nconns;
+
+/* Requests waiting for a thread, under q_mu. */
+static pthread_mutex_t	 q_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct conn	*q_head, *q_tail;
+static int		 max_queue;
+
+/* Threads, under t_mu. */
+static pthread_mutex_t	 t_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t	*tids;
 static int		 ntids;
 static pthread_attr_t	 thread_attr;
-static int		 max_queue;
-static int		 fresh;		/* accepted, first request not yet in */
 
-/* Shared with the threads, under mu. */
-static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 cv = PTHREAD_COND_INITIALIZER;
-static struct conn	*q_head, *q_tail;
-static int		 q_len, idle, live, busy;
-static bool		 stopping;
-static struct conn	*dead;
-/* The poller stopped accepting because every thread is taken. */
-static atomic_bool	 full;
-
-static bool	on_readable(struct conn *, int64_t);
+/* The main thread's. */
+static struct arena	*main_arena;
+static int64_t		 drain_deadline_ms;
 
 int
 worker_draining(void)
@@ -91,6 +113,16 @@ server_draining(void)
 {
 	return worker_draining();
 }
+
+static void
+kick(int fd)
+{
+	uint64_t one = 1;
+
+	(void)!write(fd, &one, sizeof(one));
+}
+
+/* --- requests ---------------------------------------------------------------- */
 
 /* Writes the request's log line and counts it. */
 static void
@@ -136,8 +168,6 @@ serve(struct conn *c, struct arena *a)
 	req_done(&r);
 }
 
-enum after { AFTER_CLOSE, AFTER_KEEP, AFTER_SKIP, AFTER_LINGER };
-
 /*
  * What becomes of a connection whose request was answered: closed
  * (broken, or done with), kept for the next request, kept while the
@@ -174,255 +204,175 @@ after_response(struct conn *c)
 	return AFTER_KEEP;
 }
 
+/* --- connections ----------------------------------------------------------- */
+
+static unsigned
+state_of(const struct conn *c)
+{
+	return atomic_load(&c->state) & ST_MASK;
+}
+
+/* Only the owner changes the state this way. */
 static void
-arm(struct conn *c, int fd, int op)
+set_state(struct conn *c, unsigned st)
+{
+	atomic_store(&c->state, (atomic_load(&c->state) & ~ST_MASK) | st);
+}
+
+/* From IDLE or REARM to BUSY, if it is still so. */
+static bool
+take(struct conn *c)
+{
+	unsigned v = atomic_load(&c->state);
+
+	return ((v & ST_MASK) == CS_IDLE || (v & ST_MASK) == CS_REARM) &&
+	    atomic_compare_exchange_strong(&c->state, &v,
+	    (v & ~ST_MASK) | CS_BUSY);
+}
+
+static void
+arm(struct conn *c, int op)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT,
 	    .data.ptr = c };
 
-	if (epoll_ctl(ep, op, fd, &ev) != 0)
+	if (epoll_ctl(ep, op, c->fd, &ev) != 0)
 		log_warn("epoll_ctl");
 }
 
-/* The poller closes and frees a connection it owns. */
+/*
+ * The owner gives a connection back to the epoll set.  REARM keeps the
+ * sweep away while the descriptor is armed again (it must not be
+ * closed, and its number reused, in between); then it is IDLE, unless
+ * an event took it already.
+ */
+static void
+rearm(struct conn *c)
+{
+	unsigned expect;
+
+	c->timeout_ms = cfg->io_timeout_ms;
+	set_state(c, CS_REARM);
+	expect = atomic_load(&c->state);
+	arm(c, EPOLL_CTL_MOD);
+	atomic_compare_exchange_strong(&c->state, &expect,
+	    (expect & ~ST_MASK) | CS_IDLE);
+}
+
+/* The owner closes a connection; its structure goes to the spares. */
 static void
 drop(struct conn *c)
 {
-	if (c->fresh)
-		fresh--;
+	if (c->fresh) {
+		c->fresh = false;
+		atomic_fetch_sub(&fresh, 1);
+	}
+	conn_close(c);
+	set_state(c, CS_DEAD);
+	pthread_mutex_lock(&reg_mu);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
 		all = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	conn_close(c);
-	free(c);
+	c->next = spare;
+	c->prev = NULL;
+	spare = c;
+	nconns--;
+	pthread_mutex_unlock(&reg_mu);
 }
 
-/* --- request threads ----------------------------------------------------- */
-
-/* A thread closes a connection; the poller frees it later. */
-static void
-bury(struct conn *c)
-{
-	conn_close(c);
-	atomic_store(&c->state, CS_DEAD);
-	pthread_mutex_lock(&mu);
-	c->qnext = dead;
-	dead = c;
-	pthread_mutex_unlock(&mu);
-}
-
-/*
- * A thread is done with a request.  The connection's next request may
- * already be in the bytes read while skipping the body (nginx sends it
- * as soon as it has our END_REQUEST): then the thread serves it too, as
- * the poller would not hear of bytes no longer in the socket.  Returns
- * true for that; else the connection is closed or given back to the
- * poller, and arming it is the last touch: from then on the poller may
- * take it at any moment.
- */
 static bool
-hand_back(struct conn *c)
+room(void)
 {
-	struct fcgi_event_info ev;
-	int fd = c->fd;
-
-	if (after_response(c) == AFTER_CLOSE) {
-		bury(c);
-		return false;
-	}
-	if (!c->discard && c->in_off < c->in_len) {
-		c->timeout_ms = 0;
-		switch (conn_next(c, SIZE_MAX, &ev)) {
-		case FCGI_EV_PARAMS:
-			c->timeout_ms = cfg->io_timeout_ms;
-			return true;
-		case FCGI_EV_MORE:
-			c->timeout_ms = cfg->io_timeout_ms;
-			break;
-		default:
-			bury(c);
-			return false;
-		}
-	}
-	c->last_ms = clock_ms();
-	atomic_store(&c->state, CS_REARM);
-	arm(c, fd, EPOLL_CTL_MOD);
-	return false;
-}
-
-static void
-wake_poller(void)
-{
-	uint64_t one = 1;
-
-	(void)!write(wake_fd, &one, sizeof(one));
-}
-
-static void *
-thread_main(void *arg)
-{
-	struct arena *a = arena_new();
-	struct conn *c;
-
-	(void)arg;
-	pthread_mutex_lock(&mu);
-	for (;;) {
-		while (q_head == NULL && !stopping) {
-			idle++;
-			pthread_cond_wait(&cv, &mu);
-			idle--;
-		}
-		if (q_head == NULL)
-			break;
-		c = q_head;
-		q_head = c->qnext;
-		if (q_head == NULL)
-			q_tail = NULL;
-		q_len--;
-		busy++;
-		pthread_mutex_unlock(&mu);
-
-		atomic_store(&c->state, CS_BUSY);
-		do {
-			serve(c, a);
-			arena_reset(a);
-		} while (hand_back(c));
-
-		pthread_mutex_lock(&mu);
-		busy--;
-		if ((busy == 0 && q_head == NULL && atomic_load(&draining)) ||
-		    (atomic_load(&full) && busy + q_len < cfg->threads))
-			wake_poller();
-	}
-	pthread_mutex_unlock(&mu);
-	arena_free(a);
-	return NULL;
-}
-
-static void
-start_thread(void)
-{
-	static int64_t warned_ms;
-
-	if (ntids < cfg->threads &&
-	    pthread_create(&tids[ntids], &thread_attr, thread_main, NULL) == 0) {
-		ntids++;
-		return;
-	}
-	pthread_mutex_lock(&mu);
-	live--;
-	pthread_mutex_unlock(&mu);
-	if (clock_ms() - warned_ms > 10000) {
-		warned_ms = clock_ms();
-		log_warnx("could not start a request thread (%d running)",
-		    ntids);
-	}
-}
-
-/* --- the poller ------------------------------------------------------------- */
-
-/* The poller re-arms a connection it owns. */
-static void
-rearm(struct conn *c)
-{
-	atomic_store(&c->state, CS_IDLE);
-	arm(c, c->fd, EPOLL_CTL_MOD);
+	return atomic_load(&busy) + atomic_load(&q_len) +
+	    atomic_load(&fresh) < cfg->threads;
 }
 
 /*
- * Every thread is busy and the request waited its time, or the queue is
- * full: the poller answers 503 itself, without waiting on the socket.
+ * A worker accepts connections only while it has a thread to spare, so
+ * that the others take new connections when it is full: whichever
+ * worker waits first would otherwise take them all (EPOLLEXCLUSIVE
+ * wakes the first waiting one), and with them the requests nginx sends
+ * on them later.
  */
 static void
-refuse(struct conn *c)
+update_listening(void)
 {
-	struct request r;
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
+	    .data.ptr = &tag_listen };
+	bool want;
 
-	c->timeout_ms = 0;
-	req_init(&r, c, poller_arena);
-	log_set_context(r.request_id, NULL);
-	req_add_header(&r, "Retry-After", "1");
-	reply_error(&r, 503, "unavailable",
-	    "The service is busy; please try again in a moment.", NULL);
-	finish_request(&r);
-	log_clear_context();
-	req_done(&r);
-	arena_reset(poller_arena);
-	if (after_response(c) == AFTER_CLOSE)
-		drop(c);
-	else if (!c->discard && c->in_off < c->in_len) {
-		/* The next request is among the bytes read. */
-		atomic_store(&c->state, CS_IDLE);
-		on_readable(c, clock_ms());
-	} else
-		rearm(c);
+	want = room() && !atomic_load(&draining) &&
+	    clock_ms() >= atomic_load(&accept_resume_ms);
+	if (want == atomic_load(&listening))
+		return;
+	pthread_mutex_lock(&mu);
+	want = room() && !atomic_load(&draining) &&
+	    clock_ms() >= atomic_load(&accept_resume_ms);
+	if (want != atomic_load(&listening)) {
+		if (epoll_ctl(ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+		    listen_fd, &ev) != 0)
+			log_warn("epoll_ctl (listen)");
+		atomic_store(&listening, want);
+	}
+	pthread_mutex_unlock(&mu);
 }
 
 static void
-enqueue(struct conn *c, int64_t now)
+accept_some(void)
 {
-	bool spawn;
+	static atomic_llong warned_ms;
+	struct conn *c;
+	unsigned gen;
+	int64_t now;
+	int fd, i;
 
-	atomic_store(&c->state, CS_QUEUED);
-	c->timeout_ms = cfg->io_timeout_ms;
-	c->queued_ms = now;
-	c->qnext = NULL;
-	pthread_mutex_lock(&mu);
-	if (q_len >= max_queue) {
-		pthread_mutex_unlock(&mu);
-		refuse(c);
-		return;
+	for (i = 0; i < ACCEPT_BATCH && room(); i++) {
+		fd = accept4(listen_fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Level-triggered: pause, or it would spin. */
+				now = clock_ms();
+				if (now - atomic_load(&warned_ms) > 10000) {
+					atomic_store(&warned_ms, now);
+					log_warn("accept");
+				}
+				atomic_store(&accept_resume_ms, now + 100);
+				kick(wakefd);
+			}
+			break;
+		}
+		pthread_mutex_lock(&reg_mu);
+		if ((c = spare) != NULL) {
+			spare = c->next;
+			gen = (atomic_load(&c->state) & ~ST_MASK) + ST_MASK + 1;
+		} else {
+			c = xmalloc(sizeof(*c));
+			gen = 0;
+		}
+		conn_init(c, fd, MAX_PARAMS, cfg->io_timeout_ms);
+		c->last_ms = clock_ms();
+		c->fresh = true;
+		c->next = all;
+		if (all != NULL)
+			all->prev = c;
+		all = c;
+		nconns++;
+		pthread_mutex_unlock(&reg_mu);
+		atomic_fetch_add(&fresh, 1);
+		atomic_store(&c->state, gen | CS_IDLE);
+		arm(c, EPOLL_CTL_ADD);
 	}
-	if (q_tail != NULL)
-		q_tail->qnext = c;
-	else
-		q_head = c;
-	q_tail = c;
-	q_len++;
-	spawn = q_len > idle && live < cfg->threads;
-	if (spawn)
-		live++;
-	pthread_cond_signal(&cv);
-	pthread_mutex_unlock(&mu);
-	if (now + cfg->queue_ms < next_expiry_ms)
-		next_expiry_ms = now + cfg->queue_ms;
-	if (spawn)
-		start_thread();
-}
-
-/* Answers 503 to requests that waited too long for a thread. */
-static void
-expire(int64_t now)
-{
-	struct conn *late = NULL, **tail = &late, *c;
-
-	if (now < next_expiry_ms)
-		return;
-	pthread_mutex_lock(&mu);
-	while (q_head != NULL && now - q_head->queued_ms >= cfg->queue_ms) {
-		c = q_head;
-		q_head = c->qnext;
-		if (q_head == NULL)
-			q_tail = NULL;
-		q_len--;
-		c->qnext = NULL;
-		*tail = c;
-		tail = &c->qnext;
-	}
-	next_expiry_ms = q_head != NULL ? q_head->queued_ms + cfg->queue_ms :
-	    INT64_MAX;
-	pthread_mutex_unlock(&mu);
-	while ((c = late) != NULL) {
-		late = c->qnext;
-		refuse(c);
-	}
+	update_listening();
 }
 
 /* Reads a half-closed connection to its end, then closes it. */
-static bool
+static enum readable
 linger(struct conn *c)
 {
 	char trash[16 * 1024];
@@ -431,54 +381,42 @@ linger(struct conn *c)
 
 	for (i = 0; i < 16; i++) {
 		n = read(c->fd, trash, sizeof(trash));
-		if (n > 0)
+		if (n > 0 || (n < 0 && errno == EINTR))
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			rearm(c);
-			return true;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		break;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		drop(c);
+		return RD_CLOSED;
 	}
-	if (i == 16) {
-		rearm(c);
-		return true;
-	}
-	drop(c);
-	return false;
+	rearm(c);
+	return RD_ARMED;
 }
 
 /*
- * A connection the poller owns is readable: read and parse until a
- * request's parameters are complete (then it goes to a thread), the
- * bytes run out (it is armed again), or it ends.  Returns true when it
- * is still the poller's, armed again.
+ * Reads and parses a connection one owns, without waiting, until a
+ * request's parameters are complete (RD_READY: the caller serves it),
+ * the bytes run out (it is armed again), or it ends (closed).
  */
-static bool
-on_readable(struct conn *c, int64_t now)
+static enum readable
+on_readable(struct conn *c)
 {
 	struct fcgi_event_info ev;
 	size_t budget = READ_BUDGET;
 	ssize_t n;
-	int st = atomic_load(&c->state);
 
-	if (st != CS_IDLE && st != CS_REARM)
-		return false;
-	atomic_store(&c->state, CS_IDLE);
 	c->timeout_ms = 0;
 	if (c->linger)
 		return linger(c);
-	c->last_ms = now;
+	c->last_ms = clock_ms();
 	for (;;) {
 		switch (conn_next(c, SIZE_MAX, &ev)) {
 		case FCGI_EV_PARAMS:
 			if (c->fresh) {
 				c->fresh = false;
-				fresh--;
+				atomic_fetch_sub(&fresh, 1);
 			}
-			enqueue(c, now);
-			return false;
+			c->timeout_ms = cfg->io_timeout_ms;
+			return RD_READY;
 		case FCGI_EV_STDIN:
 			/* The body of a request answered without it. */
 			continue;
@@ -486,7 +424,7 @@ on_readable(struct conn *c, int64_t now)
 			c->discard = false;
 			if (!c->parser.keep_conn || atomic_load(&draining)) {
 				drop(c);
-				return false;
+				return RD_CLOSED;
 			}
 			conn_next_request(c);
 			continue;
@@ -494,15 +432,15 @@ on_readable(struct conn *c, int64_t now)
 			break;
 		default:
 			drop(c);
-			return false;
+			return RD_CLOSED;
 		}
 		if (c->broken) {
 			drop(c);
-			return false;
+			return RD_CLOSED;
 		}
 		if (budget == 0) {
 			rearm(c);
-			return true;
+			return RD_ARMED;
 		}
 		n = conn_fill(c, budget);
 		if (n > 0) {
@@ -513,154 +451,335 @@ on_readable(struct conn *c, int64_t now)
 			if (c->parser.phase == FCGI_IDLE)
 				conn_trim(c);
 			rearm(c);
-			return true;
+			return RD_ARMED;
 		}
 		drop(c);
-		return false;
+		return RD_CLOSED;
 	}
 }
 
-static void
-listen_on(bool on)
-{
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
-	    .data.ptr = &tag_listen };
+/* --- the queue, for requests that find every thread busy ----------------- */
 
-	if (on == listening)
+static void
+enqueue(struct conn *c)
+{
+	c->queued_ms = clock_ms();
+	c->qnext = NULL;
+	set_state(c, CS_QUEUED);
+	pthread_mutex_lock(&q_mu);
+	if (q_tail != NULL)
+		q_tail->qnext = c;
+	else
+		q_head = c;
+	q_tail = c;
+	atomic_fetch_add(&q_len, 1);
+	pthread_mutex_unlock(&q_mu);
+	kick(qfd);
+}
+
+static struct conn *
+dequeue(void)
+{
+	struct conn *c;
+
+	if (atomic_load(&q_len) == 0)
+		return NULL;
+	pthread_mutex_lock(&q_mu);
+	if ((c = q_head) != NULL) {
+		q_head = c->qnext;
+		if (q_head == NULL)
+			q_tail = NULL;
+		atomic_fetch_sub(&q_len, 1);
+	}
+	pthread_mutex_unlock(&q_mu);
+	/* More waiting, and a thread in epoll_wait to take it. */
+	if (c != NULL && atomic_load(&q_len) > 0 && atomic_load(&idle) > 0)
+		kick(qfd);
+	return c;
+}
+
+/*
+ * Every thread is busy and the request waited its time, or the queue is
+ * full: the main thread answers 503 itself, without waiting on the
+ * socket.
+ */
+static void
+refuse(struct conn *c)
+{
+	struct request r;
+
+	c->timeout_ms = 0;
+	req_init(&r, c, main_arena);
+	log_set_context(r.request_id, NULL);
+	req_add_header(&r, "Retry-After", "1");
+	reply_error(&r, 503, "unavailable",
+	    "The service is busy; please try again in a moment.", NULL);
+	finish_request(&r);
+	log_clear_context();
+	req_done(&r);
+	arena_reset(main_arena);
+	switch (after_response(c)) {
+	case AFTER_CLOSE:
+		drop(c);
+		break;
+	default:
+		/* The next request may be among the bytes read already. */
+		if (!c->discard && c->in_off < c->in_len &&
+		    on_readable(c) == RD_READY) {
+			enqueue(c);
+			break;
+		}
+		rearm(c);
+		break;
+	}
+}
+
+/* Answers 503 to requests that waited too long for a thread. */
+static void
+expire(void)
+{
+	struct conn *late = NULL, **tail = &late, *c;
+	int64_t now = clock_ms();
+
+	if (atomic_load(&q_len) == 0)
 		return;
-	if (epoll_ctl(ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd,
-	    &ev) != 0)
-		log_warn("epoll_ctl (listen)");
-	listening = on;
+	pthread_mutex_lock(&q_mu);
+	while ((c = q_head) != NULL && (now - c->queued_ms >= cfg->queue_ms ||
+	    atomic_load(&q_len) > max_queue)) {
+		q_head = c->qnext;
+		if (q_head == NULL)
+			q_tail = NULL;
+		atomic_fetch_sub(&q_len, 1);
+		c->qnext = NULL;
+		*tail = c;
+		tail = &c->qnext;
+	}
+	pthread_mutex_unlock(&q_mu);
+	while ((c = late) != NULL) {
+		late = c->qnext;
+		set_state(c, CS_BUSY);
+		refuse(c);
+	}
 }
 
-/* A thread to spare, counting the connections with no request yet. */
-static bool
-room(void)
-{
-	bool r;
+/* --- request threads ----------------------------------------------------- */
 
-	pthread_mutex_lock(&mu);
-	r = busy + q_len + fresh < cfg->threads;
-	pthread_mutex_unlock(&mu);
-	return r;
+static void	start_thread(void);
+
+/*
+ * Serves the request on a connection one owns, and the next ones as
+ * long as they are already among the bytes read (nginx sends the next
+ * request as soon as it has our END_REQUEST, and skipping an unread body
+ * may read it: the epoll set would not hear of it).  Then the connection
+ * is closed or armed again.
+ */
+static void
+run(struct conn *c, struct arena *a)
+{
+	struct fcgi_event_info ev;
+	bool again;
+
+	atomic_fetch_add(&busy, 1);
+	do {
+		again = false;
+		serve(c, a);
+		arena_reset(a);
+		switch (after_response(c)) {
+		case AFTER_CLOSE:
+			drop(c);
+			break;
+		case AFTER_KEEP:
+			if (c->in_off < c->in_len) {
+				c->timeout_ms = 0;
+				switch (conn_next(c, SIZE_MAX, &ev)) {
+				case FCGI_EV_PARAMS:
+					c->timeout_ms = cfg->io_timeout_ms;
+					again = true;
+					continue;
+				case FCGI_EV_MORE:
+					break;
+				default:
+					drop(c);
+					continue;
+				}
+			}
+			c->last_ms = clock_ms();
+			rearm(c);
+			break;
+		default:
+			c->last_ms = clock_ms();
+			rearm(c);
+			break;
+		}
+	} while (again);
+	atomic_fetch_sub(&busy, 1);
+	update_listening();
+	if (atomic_load(&draining))
+		kick(wakefd);
+}
+
+static void *
+thread_main(void *arg)
+{
+	struct arena *a = arena_new();
+	struct epoll_event ev;
+	struct conn *c;
+	uint64_t v;
+	int n;
+
+	(void)arg;
+	while (!atomic_load(&stopping)) {
+		if ((c = dequeue()) != NULL) {
+			set_state(c, CS_BUSY);
+			run(c, a);
+			continue;
+		}
+		atomic_fetch_add(&idle, 1);
+		n = epoll_wait(ep, &ev, 1, -1);
+		/* The last one waiting: start another, if there is room. */
+		if (atomic_fetch_sub(&idle, 1) == 1 && n > 0 &&
+		    ev.data.ptr != &tag_stop)
+			start_thread();
+		if (n <= 0)
+			continue;
+		if (ev.data.ptr == &tag_listen)
+			accept_some();
+		else if (ev.data.ptr == &tag_queue)
+			(void)!read(qfd, &v, sizeof(v));
+		else if (ev.data.ptr == &tag_stop)
+			continue;
+		else if (take(c = ev.data.ptr) && on_readable(c) == RD_READY)
+			run(c, a);
+	}
+	arena_free(a);
+	return NULL;
 }
 
 static void
-accept_some(int64_t now)
+start_thread(void)
 {
 	static int64_t warned_ms;
-	struct conn *c;
-	int fd, i;
+	int rc = -1;
 
-	for (i = 0; i < ACCEPT_BATCH && room(); i++) {
-		fd = accept4(listen_fd, NULL, NULL,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				/* Level-triggered: pause, or it would spin. */
-				if (now - warned_ms > 10000) {
-					warned_ms = now;
-					log_warn("accept");
-				}
-				listen_on(false);
-				accept_resume_ms = now + 100;
-			}
-			return;
+	pthread_mutex_lock(&t_mu);
+	if (ntids < cfg->threads && !atomic_load(&stopping)) {
+		rc = pthread_create(&tids[ntids], &thread_attr, thread_main,
+		    NULL);
+		if (rc == 0) {
+			ntids++;
+			atomic_fetch_add(&live, 1);
+		} else if (clock_ms() - warned_ms > 10000) {
+			warned_ms = clock_ms();
+			log_warnx("could not start a request thread (%d "
+			    "running)", ntids);
 		}
-		c = xcalloc(1, sizeof(*c));
-		conn_init(c, fd, MAX_PARAMS, cfg->io_timeout_ms);
-		c->last_ms = now;
-		c->fresh = true;
-		fresh++;
-		c->next = all;
-		if (all != NULL)
-			all->prev = c;
-		all = c;
-		atomic_store(&c->state, CS_IDLE);
-		arm(c, fd, EPOLL_CTL_ADD);
 	}
+	pthread_mutex_unlock(&t_mu);
 }
 
-/* Frees the connections threads closed. */
-static void
-reap_dead(void)
-{
-	struct conn *c, *list;
+/* --- the main thread ------------------------------------------------------ */
 
-	pthread_mutex_lock(&mu);
-	list = dead;
-	dead = NULL;
-	pthread_mutex_unlock(&mu);
-	while ((c = list) != NULL) {
-		list = c->qnext;
-		c->fd = -1;
-		drop(c);
+/*
+ * Every thread started and busy: requests that come now would wait in
+ * the kernel, unseen.  The main thread takes them from the epoll set and
+ * queues them for the first thread to free up, or refuses them in time.
+ */
+static void
+overflow(void)
+{
+	struct epoll_event evs[16];
+	struct conn *c;
+	uint64_t v;
+	int n, i;
+
+	if (atomic_load(&idle) > 0 || atomic_load(&live) < cfg->threads)
+		return;
+	n = epoll_wait(ep, evs, 16, 0);
+	for (i = 0; i < n; i++) {
+		if (evs[i].data.ptr == &tag_listen)
+			accept_some();
+		else if (evs[i].data.ptr == &tag_queue)
+			(void)!read(qfd, &v, sizeof(v));
+		else if (evs[i].data.ptr == &tag_stop)
+			continue;
+		else if (take(c = evs[i].data.ptr) &&
+		    on_readable(c) == RD_READY) {
+			if (atomic_load(&q_len) >= max_queue)
+				refuse(c);
+			else
+				enqueue(c);
+		}
 	}
+	/* A thread may have gone idle meanwhile: the queue is its. */
+	if (atomic_load(&q_len) > 0 && atomic_load(&idle) > 0)
+		kick(qfd);
 }
 
 /*
  * Closes connections that waited too long for a request.  When the
  * worker drains, it closes every connection with nothing under way: at
- * once those nginx keeps between requests (after a last look for a
- * request on them), and after a moment those with a request begun and
- * stalled, or new ones with none yet (nginx sends it right after it
- * connects).
+ * once those nginx keeps between requests (when no request is in their
+ * socket), and after a moment those with a request begun and stalled,
+ * or new ones with none yet (nginx sends it right after it connects).
  */
-static void
-sweep(int64_t now, bool drain)
+/* Whether sweep() closes a connection that is not in use. */
+static bool
+doomed(struct conn *c, int64_t now, bool drain)
 {
-	struct conn *c, *next;
-	int64_t quiet_ms;
-	int st;
+	int64_t quiet_ms = now - c->last_ms;
+	int pending;
 
-	for (c = all; c != NULL; c = next) {
-		next = c->next;
-		st = atomic_load(&c->state);
-		if (st != CS_IDLE && st != CS_REARM)
-			continue;
-		quiet_ms = now - c->last_ms;
-		if (quiet_ms > IDLE_MS || (drain && quiet_ms > DRAIN_GRACE_MS) ||
-		    (c->linger && quiet_ms > LINGER_MS)) {
-			drop(c);
-			continue;
-		}
-		/* A thread that gave it back is done with it by now. */
-		if (!drain || c->fresh || c->linger ||
-		    (st == CS_REARM && quiet_ms < 100))
-			continue;
-		if (on_readable(c, now) && c->parser.phase == FCGI_IDLE &&
-		    c->in_off == c->in_len)
-			drop(c);
-	}
+	if (quiet_ms > IDLE_MS || (c->linger && quiet_ms > LINGER_MS))
+		return true;
+	if (!drain)
+		return false;
+	return quiet_ms > DRAIN_GRACE_MS || (!c->fresh && !c->linger &&
+	    c->parser.phase == FCGI_IDLE && c->in_off == c->in_len &&
+	    ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0);
 }
 
-/*
- * A worker accepts connections only while it has a thread to spare, so
- * that the others take new connections when it is full: whichever
- * poller is idle first would otherwise take them all (EPOLLEXCLUSIVE
- * wakes the first waiting one), and with them the requests nginx sends
- * on them later.
- */
 static void
-update_listening(int64_t now)
+sweep(bool drain)
 {
-	bool r = room();
+	struct conn *c, *next, *doom = NULL, *keep = NULL;
+	int64_t now = clock_ms();
 
-	atomic_store(&full, !r);
-	listen_on(r && !atomic_load(&draining) && now >= accept_resume_ms);
+	pthread_mutex_lock(&reg_mu);
+	for (c = all; c != NULL; c = next) {
+		next = c->next;
+		/* A first look, racy; then again once it is ours. */
+		if (state_of(c) != CS_IDLE || !doomed(c, now, drain) ||
+		    !take(c))
+			continue;
+		if (doomed(c, now, drain)) {
+			c->qnext = doom;
+			doom = c;
+		} else {
+			c->qnext = keep;
+			keep = c;
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+	while ((c = doom) != NULL) {
+		doom = c->qnext;
+		drop(c);
+	}
+	/* An event that came while we held them found them taken. */
+	while ((c = keep) != NULL) {
+		keep = c->qnext;
+		rearm(c);
+	}
 }
 
 static bool
 quiet(void)
 {
-	bool q;
+	int n;
 
-	pthread_mutex_lock(&mu);
-	q = busy == 0 && q_head == NULL;
-	pthread_mutex_unlock(&mu);
-	return q && all == NULL;
+	pthread_mutex_lock(&reg_mu);
+	n = nconns;
+	pthread_mutex_unlock(&reg_mu);
+	return n == 0 && atomic_load(&busy) == 0 && atomic_load(&q_len) == 0;
 }
 
 /* Returns true when a stop signal came. */
@@ -670,87 +789,69 @@ on_signal(void)
 	struct signalfd_siginfo si;
 	bool stop = false;
 
-	while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 		if (si.ssi_signo != SIGHUP)
 			stop = true;
 	return stop;
 }
 
-static int
-poll_timeout(int64_t now, int64_t next_sweep)
-{
-	int64_t t = next_sweep;
-
-	if (next_expiry_ms < t)
-		t = next_expiry_ms;
-	if (!listening && !atomic_load(&draining) && accept_resume_ms < t)
-		t = accept_resume_ms;
-	return t <= now ? 0 : (int)(t - now);
-}
-
 static void
-poll_loop(void)
+main_loop(void)
 {
-	struct epoll_event evs[64];
-	int64_t now = clock_ms(), next_sweep = now + SWEEP_MS;
+	struct epoll_event evs[4];
+	int64_t now, next_sweep = clock_ms() + SWEEP_MS;
 	uint64_t v;
-	bool drain_now;
-	int n, i;
+	int n, i, timeout;
 
 	for (;;) {
-		n = epoll_wait(ep, evs, 64, poll_timeout(now, next_sweep));
-		if (n < 0 && errno != EINTR) {
-			log_crit("epoll_wait: %s", strerror(errno));
-			_exit(71);
-		}
-		now = clock_ms();
-		drain_now = false;
+		timeout = atomic_load(&q_len) > 0 ||
+		    (atomic_load(&idle) == 0 &&
+		    atomic_load(&live) >= cfg->threads) ? OVERFLOW_MS :
+		    atomic_load(&draining) ? 50 : SWEEP_MS;
+		n = epoll_wait(ctl, evs, 4, timeout);
 		for (i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == &tag_listen && listening)
-				accept_some(now);
-			else if (p == &tag_wake)
-				(void)!read(wake_fd, &v, sizeof(v));
-			else if (p == &tag_signal) {
-				if (on_signal() && !atomic_load(&draining))
-					drain_now = true;
-			} else
-				on_readable(p, now);
-		}
-		reap_dead();
-		expire(now);
-		if (drain_now) {
-			atomic_store(&draining, 1);
-			drain_deadline_ms = now +
-			    (int64_t)cfg->drain_seconds * 1000;
-			listen_on(false);
-			sweep(now, true);
-			next_sweep = now + 50;
-		} else if (now >= next_sweep) {
-			sweep(now, atomic_load(&draining));
-			next_sweep = now + (atomic_load(&draining) ? 50 : SWEEP_MS);
-		}
-		update_listening(now);
-		if (atomic_load(&draining)) {
-			if (quiet())
-				return;
-			if (now >= drain_deadline_ms) {
-				pthread_mutex_lock(&mu);
-				n = busy + q_len;
-				pthread_mutex_unlock(&mu);
-				log_warnx("drain timed out with %d requests "
-				    "in flight", n);
-				_exit(1);
+			if (evs[i].data.ptr == &tag_wake)
+				(void)!read(wakefd, &v, sizeof(v));
+			else if (on_signal() && !atomic_load(&draining)) {
+				atomic_store(&draining, 1);
+				drain_deadline_ms = clock_ms() +
+				    (int64_t)cfg->drain_seconds * 1000;
+				update_listening();
+				sweep(true);
 			}
+		}
+		overflow();
+		expire();
+		now = clock_ms();
+		if (now >= next_sweep) {
+			sweep(atomic_load(&draining));
+			next_sweep = now + (atomic_load(&draining) ? 50 :
+			    SWEEP_MS);
+		}
+		update_listening();
+		if (!atomic_load(&draining))
+			continue;
+		if (quiet())
+			return;
+		if (now >= drain_deadline_ms) {
+			log_warnx("drain timed out with %d requests in flight",
+			    atomic_load(&busy) + atomic_load(&q_len));
+			_exit(1);
 		}
 	}
 }
 
-static void
-setup_poller(void)
+static int
+add_fd(int e, int fd, uint32_t events, void *tag)
 {
-	struct epoll_event ev;
+	struct epoll_event ev = { .events = events, .data.ptr = tag };
+
+	return epoll_ctl(e, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void
+setup(void)
+{
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -759,25 +860,28 @@ setup_poller(void)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (ep < 0 || wake_fd < 0 || sig_fd < 0) {
+	ctl = epoll_create1(EPOLL_CLOEXEC);
+	qfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (ep < 0 || ctl < 0 || qfd < 0 || stopfd < 0 || wakefd < 0 ||
+	    sigfd < 0 || add_fd(ep, qfd, EPOLLIN | EPOLLET, &tag_queue) ||
+	    add_fd(ep, stopfd, EPOLLIN, &tag_stop) ||
+	    add_fd(ctl, wakefd, EPOLLIN, &tag_wake) ||
+	    add_fd(ctl, sigfd, EPOLLIN, &tag_signal)) {
 		log_crit("worker setup: %s", strerror(errno));
 		_exit(71);
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &tag_wake };
-	epoll_ctl(ep, EPOLL_CTL_ADD, wake_fd, &ev);
-	ev = (struct epoll_event){ .events = EPOLLIN,
-	    .data.ptr = &tag_signal };
-	epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &ev);
-	listen_on(true);
+	update_listening();
 }
 
 void
 worker_main(const struct server_config *c, int fd, pid_t master)
 {
+	struct conn *cn;
 	sigset_t set;
-	int i;
+	int i, n;
 
 	cfg = c;
 	listen_fd = fd;
@@ -807,22 +911,28 @@ worker_main(const struct server_config *c, int fd, pid_t master)
 	tids = xcalloc((size_t)cfg->threads, sizeof(*tids));
 	max_queue = cfg->threads * 4 > MIN_QUEUE ? cfg->threads * 4 :
 	    MIN_QUEUE;
-	poller_arena = arena_new();
-	setup_poller();
+	main_arena = arena_new();
+	setup();
+	start_thread();
 
-	poll_loop();
+	main_loop();
 
-	pthread_mutex_lock(&mu);
-	stopping = true;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
-	for (i = 0; i < ntids; i++)
+	atomic_store(&stopping, 1);
+	kick(stopfd);
+	/* No thread starts once stopping is set and the lock was free. */
+	pthread_mutex_lock(&t_mu);
+	n = ntids;
+	pthread_mutex_unlock(&t_mu);
+	for (i = 0; i < n; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
-	reap_dead();
-	while (all != NULL)
-		drop(all);
-	arena_free(poller_arena);
+	while ((cn = all) != NULL)
+		drop(cn);
+	while ((cn = spare) != NULL) {
+		spare = cn->next;
+		free(cn);
+	}
+	arena_free(main_arena);
 	if (cfg->worker_exit != NULL)
 		cfg->worker_exit();
 	exit(0);
