@@ -178,28 +178,43 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)"
 	    " ORDER BY l.id DESC LIMIT $3", 3, LP__N, DB_RETRY),
 	/*
-	 * The data export, read in one snapshot: conversations, then their
-	 * messages in the same order, the ledger, transactions, referrals.
+	 * The data export, read in one snapshot and in pages: each list in
+	 * keyset order, a page at a time after the last row of the one
+	 * before (NULL: from the start), so no statement reads a whole
+	 * account and none runs long.  Each row starts with its key
+	 * (api_us(created_at), id; the ledger's id), then the object.
 	 */
 	S(STMT_SNAPSHOT,
 	    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, 0, 0),
 	S(STMT_EXPORT_CONVS,
-	    "SELECT " CONV_COLS("c") " FROM conversations c"
-	    " WHERE c.user_id = $1 ORDER BY c.created_at, c.id", 1, CONV_NCOLS, 0),
+	    "SELECT api_us(c.created_at), c.id, " CONV_COLS("c")
+	    " FROM conversations c WHERE c.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (c.created_at, c.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY c.created_at, c.id LIMIT $4", 4, EK__N + CONV_NCOLS, 0),
 	S(STMT_EXPORT_MESSAGES,
-	    "SELECT " MSG_COLS("m") " FROM messages m"
-	    " JOIN conversations c ON c.id = m.conversation_id"
-	    " AND c.user_id = m.user_id WHERE m.user_id = $1"
-	    " ORDER BY c.created_at, c.id, m.created_at, m.id", 1, MSG_NCOLS, 0),
+	    "SELECT api_us(m.created_at), m.id, " MSG_COLS("m")
+	    " FROM messages m WHERE m.conversation_id = $2 AND m.user_id = $1"
+	    " AND ($3::bigint IS NULL OR (m.created_at, m.id)"
+	    "  > (api_from_us($3), $4::uuid))"
+	    " ORDER BY m.created_at, m.id LIMIT $5", 5, EK__N + MSG_NCOLS, 0),
 	S(STMT_EXPORT_LEDGER,
-	    "SELECT " LEDGER_COLS("l") " FROM credit_ledger l"
-	    " WHERE l.user_id = $1 ORDER BY l.id", 1, LEDGER_NCOLS, 0),
+	    "SELECT l.id, " LEDGER_COLS("l") " FROM credit_ledger l"
+	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id > $2)"
+	    " ORDER BY l.id LIMIT $3", 3, EL__N + LEDGER_NCOLS, 0),
 	S(STMT_EXPORT_TRANSACTIONS,
-	    "SELECT " TX_COLS("t") " FROM transactions t"
-	    " WHERE t.user_id = $1 ORDER BY t.created_at, t.id", 1, TX_NCOLS, 0),
+	    "SELECT api_us(t.created_at), t.id, " TX_COLS("t")
+	    " FROM transactions t WHERE t.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (t.created_at, t.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY t.created_at, t.id LIMIT $4", 4, EK__N + TX_NCOLS, 0),
 	S(STMT_EXPORT_REFERRALS,
-	    "SELECT " REFERRAL_COLS("r") " FROM referrals r WHERE r.user_id = $1"
-	    " ORDER BY r.created_at, r.id", 1, REFERRAL_NCOLS, 0),
+	    "SELECT api_us(r.created_at), r.id, " REFERRAL_COLS("r")
+	    " FROM referrals r WHERE r.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (r.created_at, r.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY r.created_at, r.id LIMIT $4", 4,
+	    EK__N + REFERRAL_NCOLS, 0),
 	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0, 0),
 
 	/* Most recently updated first; the cursor is (updated_at, id). */
@@ -500,6 +515,12 @@ sql_row_or_reply(struct request *r, enum stmt s, const char *const *params,
 	if (res == NULL)
 		reply_db_error(r, &err);
 	return res;
+}
+
+void
+sql_free(struct request *r, PGresult *res)
+{
+	arena_release(r->arena, res);
 }
 
 bool

@@ -118,6 +118,9 @@ enum { CM_US, CM_ID, CM_MSG, CM__N = CM_MSG + MSG_NCOLS };/* STMT_CONV_MESSAGES 
 enum { UL_CREDITS, UL_PLAN, UL_BANNED, UL__N };		/* STMT_USER_LOCK */
 enum { HT_BALANCE, HT_HOLD, HT__N };			/* STMT_HOLD_TAKE */
 enum { HE_ID, HE_USER, HE__N };				/* STMT_HOLDS_EXPIRED */
+/* STMT_EXPORT_{CONVS,MESSAGES,TRANSACTIONS,REFERRALS}: key, then object. */
+enum { EK_US, EK_ID, EK__N };
+enum { EL_ID, EL__N };				/* STMT_EXPORT_LEDGER, then object */
 enum { HI_SENDER, HI_CONTENT, HI__N };			/* STMT_HISTORY */
 enum { RP_ID, RP_REFERRER, RP__N };			/* STMT_REFERRAL_PENDING */
 enum { OC_ID, OC_TO, OC_TEMPLATE, OC_LANGUAGE, OC_FIRST_NAME, OC_TOKEN,
@@ -166,6 +169,11 @@ PGresult	*sql_row(struct request *, enum stmt, const char *const *params,
 		    int nparams, struct db_err *);
 PGresult	*sql_row_or_reply(struct request *, enum stmt,
 		    const char *const *params, int nparams);
+/*
+ * Frees a result now rather than with the request: for a handler that
+ * reads many results in one request (the export's pages).
+ */
+void		 sql_free(struct request *, PGresult *);
 /* True if *err is sql_row()'s "no row" rather than a database error. */
 bool		 sql_no_row(const struct db_err *);
 
