@@ -32,6 +32,16 @@ package Miky::FakeOpenAI;
 #   [[slow:MS]]                       a piece every MS milliseconds
 #   [[count:N]]                       N pieces (default 3)
 #   [[crlf]]                          CRLF line ends
+#   [[fail401]]                       answer 401 with a body that looks like
+#                                     a stream whose content and error
+#                                     message hold UPSTREAM-401-TEXT (none
+#                                     of it may reach the app's client)
+#   [[errorchunk:N]] [[badchunk:N]]   send N pieces, then a chunk
+#                                     {"error":{...UPSTREAM-ERROR-TEXT}}
+#                                     (or a malformed one, holding
+#                                     UPSTREAM-MALFORMED-TEXT), then one
+#                                     more piece "UPSTREAM-AFTER-TEXT", the
+#                                     stop chunk and [DONE]
 #   [[split]]                         the stream written in fragments of 1
 #                                     to 31 bytes, 1 ms apart, that split
 #                                     lines, fields and events anywhere
@@ -277,6 +287,8 @@ sub _chat {
 	my $attempt = ++$attempts->{"chat\0$text"};
 	my $state = { sent => 0 };
 	my $n = $m->{count} // 3;
+	my $inject = $m->{errorchunk} // $m->{badchunk};
+	$n = $inject if defined $inject;
 	$n = $m->{hangafter} if defined $m->{hangafter} && $m->{hangafter} > $n;
 	$n = $m->{drop} if defined $m->{drop} && $m->{drop} > $n;
 	my $rec = { id => $id, t => time, path => '/v1/chat/completions',
@@ -289,6 +301,16 @@ sub _chat {
 	my $fail = $m->{fail500} ? 500 : $m->{fail429} ? 429
 		: ($m->{fail500once} && $attempt == 1) ? 500
 		: ($m->{fail429once} && $attempt == 1) ? 429 : 0;
+	if ($m->{fail401}) {
+		$rec->{answered} = { status => 401 };
+		$self->_record($rec);
+		$state->{complete} = 1;
+		$c->res->headers->content_type('text/event-stream; charset=utf-8');
+		return $c->render(status => 401, data => join '',
+			'data: ' . encode_json({ choices => [ { index => 0, delta => { content => 'UPSTREAM-401-TEXT in a delta' } } ] }) . "\n\n",
+			'data: ' . encode_json({ error => { message => 'Incorrect API key provided: UPSTREAM-401-TEXT', type => 'invalid_request_error', code => 'invalid_api_key' } }) . "\n\n",
+			"data: [DONE]\n\n");
+	}
 	if ($fail) {
 		$rec->{answered} = { status => $fail };
 		$self->_record($rec);
@@ -330,6 +352,14 @@ sub _chat {
 		logprobs => undef, finish_reason => undef } ], undef));
 	push @events, $chunk->([ { index => 0, delta => { content => piece($_) },
 		logprobs => undef, finish_reason => undef } ], undef) for 1 .. $n;
+	if (defined $inject) {
+		push @events, defined $m->{errorchunk}
+			? 'data: ' . encode_json({ error => { message => 'UPSTREAM-ERROR-TEXT: the server had an error',
+				type => 'server_error', param => undef, code => undef } }) . $eol . $eol
+			: 'data: {"id":"' . $cid . '","choices":[{"index":0,"delta":{"content":"UPSTREAM-MALFORMED-TEXT' . $eol . $eol;
+		push @events, $chunk->([ { index => 0, delta => { content => 'UPSTREAM-AFTER-TEXT' },
+			logprobs => undef, finish_reason => undef } ], undef);
+	}
 	push @events, $chunk->([ { index => 0, delta => {}, logprobs => undef,
 		finish_reason => 'stop' } ], undef);
 	push @events, $chunk->([], $usage) if $with_usage;
