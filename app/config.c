@@ -98,9 +98,11 @@ int
 app_config_load(FILE *errs, unsigned flags)
 {
 	enum log_level level;
+	const char *secret = getenv("JWT_SECRET");
 	int problems = config_load(vars, errs);
 
-	if (conf.jwt_secret == NULL && !(flags & CONF_NO_JWT)) {
+	/* A secret that is set but too short has had its line already. */
+	if ((secret == NULL || *secret == '\0') && !(flags & CONF_NO_JWT)) {
 		fprintf(errs, "JWT_SECRET: not set (%s)\n", JWT_DESC);
 		problems++;
 	}
