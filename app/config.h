@@ -17,6 +17,7 @@ struct app_config {
 	long long	 db_pool;
 	long long	 drain_seconds;
 	long long	 statement_timeout_ms;
+	long long	 db_connect_timeout_ms;
 	long long	 thread_stack_kb;
 	long long	 hash_concurrency;
 	long long	 standin_delay_ms;
