@@ -10,8 +10,8 @@ use warnings;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_STREAM);
 
-use constant { BEGIN_REQUEST => 1, END_REQUEST => 3, PARAMS => 4, STDIN => 5,
-	STDOUT => 6, STDERR => 7, RESPONDER => 1 };
+use constant { FCGI_BEGIN_REQUEST => 1, FCGI_END_REQUEST => 3, FCGI_PARAMS => 4,
+	FCGI_STDIN => 5, FCGI_STDOUT => 6, FCGI_RESPONDER => 1 };
 
 sub _record {
 	my ($type, $content) = @_;
@@ -37,12 +37,12 @@ sub request {
 	$p{DOCUMENT_URI} //= ($p{REQUEST_URI} // '/') =~ s/\?.*//r;
 	my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $path)
 		or die "connect $path: $!";
-	my $out = _record(BEGIN_REQUEST, pack('nCx5', RESPONDER, 0))
-		. _record(PARAMS, _params(\%p)) . _record(PARAMS, '');
+	my $out = _record(FCGI_BEGIN_REQUEST, pack('nCx5', FCGI_RESPONDER, 0))
+		. _record(FCGI_PARAMS, _params(\%p)) . _record(FCGI_PARAMS, '');
 	for (my $at = 0; $at < length $stdin; $at += 65528) {
-		$out .= _record(STDIN, substr($stdin, $at, 65528));
+		$out .= _record(FCGI_STDIN, substr($stdin, $at, 65528));
 	}
-	$out .= _record(STDIN, '');
+	$out .= _record(FCGI_STDIN, '');
 	print {$s} $out;
 	my ($raw, $ended) = ('', 0);
 	while (!$ended) {
@@ -50,8 +50,8 @@ sub request {
 		my (undef, $type, undef, $len, $pad) = unpack('CCnnC', $head);
 		my $content = _read($s, $len + $pad) // last;
 		$content = substr($content, 0, $len);
-		$raw .= $content if $type == STDOUT;
-		$ended = 1 if $type == END_REQUEST;
+		$raw .= $content if $type == FCGI_STDOUT;
+		$ended = 1 if $type == FCGI_END_REQUEST;
 	}
 	close $s;
 	die "the app closed the connection without ending the request\n" unless $ended;
