@@ -17,16 +17,7 @@ my $t = Miky::Test->new(workers => 1, threads => 48, db_pool => 2,
 	env => { MIKY_HASH_CONCURRENCY => 1 });
 my $u = $t->user(first_name => 'Flood');
 
-sub parallel {
-	my @tx;
-	my @p = map {
-		my ($i, $r) = ($_, $_[$_]);
-		$t->ua->start_p($t->ua->build_tx($r->[0] => $t->url($r->[1]) => $r->[3] // {} => json => $r->[2]))
-			->then(sub { $tx[$i] = shift })
-	} 0 .. $#_;
-	Mojo::Promise->all(@p)->wait;
-	return @tx;
-}
+sub parallel { $t->parallel(@_) }
 
 # --- 40 sign-ins at once on one hashing slot ---------------------------------------
 
