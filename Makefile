@@ -34,13 +34,15 @@ SCHEMA	:= $(sort $(wildcard schema/*.sql))
 UNIT	:= $(patsubst t/unit/%.c,$(BUILD)/t/%.t,$(sort $(wildcard t/unit/*.c)))
 FUZZ	:= $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-.PHONY: all deps run stop test install bench fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
+
+.PHONY: all deps vendor run stop test install bench fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
 
 all: $(BUILD)/miky $(UNIT)
 
 help:
 	@echo "make run      install packages, build, start PostgreSQL, app and nginx"
 	@echo "make stop     stop what 'make run' started"
+	@echo "make vendor   npm packages; marked and DOMPurify into web/vendor/"
 	@echo "make test     build and run every test (SANITIZE=1 for ASan+UBSan)"
 	@echo "make bench    throughput figures (wrk over loopback)"
 	@echo "make fuzz     build the libFuzzer targets and run each a while"
@@ -88,6 +90,11 @@ $(BUILD)/t/%.t: t/unit/%.c t/unit/tap.h $(BUILD)/libmiky.a
 
 deps:
 	@scripts/deps.sh
+	@scripts/vendor.sh
+
+# npm packages from package-lock.json; marked and DOMPurify into web/vendor/.
+vendor:
+	@scripts/vendor.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
