@@ -1,11 +1,21 @@
 // A model's answer as Markdown, rendered to a sanitised fragment.  No raw
-// HTML from the model reaches the DOM: marked's output goes through
+// HTML from the model reaches the DOM, twice over: HTML in the Markdown is
+// shown as text (as chat apps do), and marked's output still goes through
 // DOMPurify (scripts, event handlers, javascript: URLs, forms, styles and
-// images are dropped; the CSP would refuse inline styles and foreign images
-// anyway), and links open in a new tab without a referrer.
+// images are dropped), so nothing is ever parsed that the CSP would have to
+// refuse.  Images become links; links open in a new tab without a referrer.
 import { marked, DOMPurify } from '../vendor/index.js';
 
+const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escape = (s) => String(s).replace(/[&<>"']/g, (c) => ESC[c]);
+
 marked.setOptions({ gfm: true, breaks: true, async: false });
+marked.use({
+	renderer: {
+		html({ text }) { return escape(text); },
+		image({ href, text }) { return `<a href="${escape(href)}">${escape(text || href)}</a>`; },
+	},
+});
 
 const purify = DOMPurify();
 purify.addHook('afterSanitizeAttributes', (node) => {
