@@ -39,6 +39,10 @@ package Miky::FakeOpenAI;
 #                                     markers removed, in pieces of up to
 #                                     8 characters (the web tests' hostile
 #                                     Markdown)
+#   [[demo]]                          answer with a short Markdown sample
+#                                     (a list, a code block), in pieces of
+#                                     up to 8 characters (the web tests'
+#                                     screenshots)
 #
 # A marker for audio may sit anywhere in the file's bytes: [[fail500]],
 # [[fail429]], [[hang]].
@@ -84,6 +88,22 @@ my @LIVE;
 # The pieces of an answer: varied on purpose (multi-byte characters,
 # quotes, a newline) so that escaping and joining are exercised.
 my @WORDS = ('Hello', ' wörld', ' "quoted"', "\nnew line", ' €uro', ' 😀', ' end.');
+
+# The [[demo]] answer (ASCII: this file is not `use utf8`).
+our $DEMO = <<'MD';
+Here is a **three-step plan** to learn Italian fast:
+
+1. **Listen** every day, even for ten minutes.
+2. **Speak** from day one: mistakes are how you learn.
+3. **Review** new words with spaced repetition.
+
+```python
+words = {"ciao": "hello", "grazie": "thank you"}
+```
+
+Shall I turn this into a weekly schedule?
+MD
+chomp $DEMO;
 
 sub piece {
 	my $i = shift;    # 1-based
@@ -284,7 +304,10 @@ sub _chat {
 	$n = $m->{hangafter} if defined $m->{hangafter} && $m->{hangafter} > $n;
 	$n = $m->{drop} if defined $m->{drop} && $m->{drop} > $n;
 	my @pieces = map { piece($_) } 1 .. $n;
-	if ($m->{echo}) {
+	if ($m->{demo}) {
+		@pieces = $DEMO =~ /(.{1,8})/gs;
+		$n = @pieces;
+	} elsif ($m->{echo}) {
 		(my $echo = $text) =~ s/\[\[[a-z0-9]+(?::\d+)?\]\]\s*//g;
 		@pieces = $echo =~ /(.{1,8})/gs;
 		$n = @pieces;
