@@ -32,7 +32,7 @@ int	routes_init(void);
 void	app_handle(struct request *);
 
 /* auth.c */
-extern const struct jfield auth_signup_in[], auth_email_in[], auth_token_in[],
+extern const struct jfield auth_signup_in[], auth_email_in[], auth_verify_in[],
     auth_signin_in[], auth_reset_in[], auth_refresh_in[], auth_logout_in[];
 void	auth_signup(struct request *);
 void	auth_verify_email(struct request *);

@@ -71,6 +71,21 @@ static const struct config_var vars[] = {
 	{ "MIKY_MAIL_RETRY_BASE_S", CONFIG_INT, "30", 1, 3600, false, NULL,
 	    "first retry delay; doubles each attempt, up to an hour", NULL,
 	    &conf.mail_retry_base_s },
+	{ "MIKY_ADDRESS_FAILS", CONFIG_INT, "20", 1, 1000000, false, NULL,
+	    "failed sign-ins per client address (IPv6: per /64) in ten "
+	    "minutes before it gets 429", NULL, &conf.address_fails },
+	{ "MIKY_SWEEP_MS", CONFIG_INT, "30000", 100, 3600000, false, NULL,
+	    "how often each worker runs the janitor (expired credit holds, "
+	    "sent mail, pending accounts)", NULL, &conf.sweep_ms },
+	{ "MIKY_HOLD_GRACE_MS", CONFIG_INT, "60000", 0, 3600000, false, NULL,
+	    "time a chat turn may take to settle after the model's total "
+	    "timeout, before its credits are refunded", NULL,
+	    &conf.hold_grace_ms },
+	{ "MIKY_MAIL_RETENTION_DAYS", CONFIG_INT, "30", 1, 3650, false, NULL,
+	    "days sent and dead mail is kept in the outbox", NULL,
+	    &conf.mail_retention_days },
+	{ "MIKY_PENDING_DAYS", CONFIG_INT, "7", 1, 365, false, NULL,
+	    "days an unverified sign-up is kept", NULL, &conf.pending_days },
 	{ "CORS_ORIGINS", CONFIG_STR, NULL, 1, 4096, false, NULL,
 	    "comma-separated browser origins allowed besides the site's own",
 	    &conf.cors_origins, NULL },

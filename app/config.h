@@ -30,6 +30,11 @@ struct app_config {
 	const char	*mail_dir;
 	long long	 mail_max_attempts;
 	long long	 mail_retry_base_s;
+	long long	 address_fails;
+	long long	 sweep_ms;
+	long long	 hold_grace_ms;
+	long long	 mail_retention_days;
+	long long	 pending_days;
 	const char	*cors_origins;
 	const char	*log_level;
 };

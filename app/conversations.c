@@ -55,11 +55,12 @@ split_cursor(struct request *r, const struct list_page *lp, const char **us,
 	return 0;
 }
 
+/* The cursor of a row: its microseconds and id columns, "us,id". */
 static const char *
-cursor_of(struct request *r, const PGresult *res, int row)
+cursor_of(struct request *r, const PGresult *res, int row, int us, int id)
 {
-	return arena_printf(r->arena, "%s,%s", PQgetvalue(res, row, 0),
-	    PQgetvalue(res, row, 1));
+	return arena_printf(r->arena, "%s,%s", sql_str(res, row, us),
+	    sql_str(res, row, id));
 }
 
 /* q as an ILIKE pattern matching it anywhere, wildcards escaped. */
@@ -101,7 +102,7 @@ reply_conversation(struct request *r, int status, const PGresult *res)
 void
 conv_list(struct request *r)
 {
-	const char *q = req_query(r, "q"), *p[5];
+	const char *q = req_query(r, "q"), *us, *id;
 	struct list_page lp;
 	struct buf b = BUF_INIT;
 	struct jw w;
@@ -110,7 +111,7 @@ conv_list(struct request *r)
 	int i, n;
 
 	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0 ||
-	    split_cursor(r, &lp, &p[2], &p[3]) != 0)
+	    split_cursor(r, &lp, &us, &id) != 0)
 		return;
 	if (q != NULL && strlen(q) > TITLE_MAX) {
 		reply_error(r, 400, "invalid_input", "q may be at most 200 "
@@ -118,20 +119,19 @@ conv_list(struct request *r)
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
-	p[0] = app_req(r)->user->id;
-	p[1] = q != NULL && *q != '\0' ? like_pattern(r, q) : NULL;
-	p[4] = limit;
-	if ((res = sql_run_or_reply(r, STMT_CONV_LIST, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_CONV_LIST, ARGS(
+	    app_req(r)->user->id, q != NULL && *q != '\0' ?
+	    like_pattern(r, q) : NULL, us, id, limit))) == NULL)
 		return;
-	n = PQntuples(res);
+	n = sql_rows(res);
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_karr(&w, "conversations");
 	for (i = 0; i < n && i < lp.limit; i++)
-		render_conversation(&w, res, i, 2);
+		render_conversation(&w, res, i, CL_CONV);
 	jw_end(&w);
 	list_next_cursor(r, &w, n > lp.limit ? cursor_of(r, res,
-	    lp.limit - 1) : NULL);
+	    lp.limit - 1, CL_US, CL_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
@@ -140,18 +140,19 @@ conv_list(struct request *r)
 void
 conv_create(struct request *r)
 {
-	const char *p[3] = { app_req(r)->user->id, r->in[CC_TITLE].present ?
-	    r->in[CC_TITLE].s : "New conversation", r->in[CC_PERSONA].s };
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_CONV_CREATE, p)) != NULL)
+	if ((res = sql_row_or_reply(r, STMT_CONV_CREATE, ARGS(
+	    app_req(r)->user->id, r->in[CC_TITLE].present ?
+	    r->in[CC_TITLE].s : "New conversation", r->in[CC_PERSONA].s))) !=
+	    NULL)
 		reply_conversation(r, 201, res);
 }
 
 void
 conv_get(struct request *r)
 {
-	const char *p[5] = { r->params[0], app_req(r)->user->id };
+	const char *cid = r->params[0], *uid = app_req(r)->user->id, *us, *id;
 	struct list_page lp;
 	struct buf b = BUF_INIT;
 	struct jw w;
@@ -161,20 +162,21 @@ conv_get(struct request *r)
 
 	/* `before` is the cursor of this list, `limit` up to 200. */
 	if (list_page_or_reply(r, 50, 200, "before", &lp) != 0 ||
-	    split_cursor(r, &lp, &p[2], &p[3]) != 0)
+	    split_cursor(r, &lp, &us, &id) != 0)
 		return;
-	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, p)) == NULL)
+	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid))) ==
+	    NULL)
 		return;
-	if (PQntuples(conv) == 0) {
+	if (sql_rows(conv) == 0) {
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
-	p[4] = limit;
-	if ((res = sql_run_or_reply(r, STMT_CONV_MESSAGES, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_CONV_MESSAGES, ARGS(cid, uid, us,
+	    id, limit))) == NULL)
 		return;
 	/* One row more than asked: the oldest, which says there is more. */
-	n = PQntuples(res);
+	n = sql_rows(res);
 	skip = n > lp.limit;
 	jw_init(&w, &b);
 	jw_obj(&w);
@@ -182,10 +184,11 @@ conv_get(struct request *r)
 	render_conversation(&w, conv, 0, 0);
 	jw_karr(&w, "messages");
 	for (i = skip; i < n; i++)
-		render_message(&w, res, i, 2);
+		render_message(&w, res, i, CM_MSG);
 	jw_end(&w);
 	jw_key(&w, "messages_cursor");
-	list_cursor_value(r, &w, skip ? cursor_of(r, res, 1) : NULL);
+	list_cursor_value(r, &w, skip ? cursor_of(r, res, 1, CM_US, CM_ID) :
+	    NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
@@ -194,18 +197,20 @@ conv_get(struct request *r)
 void
 conv_update(struct request *r)
 {
-	const char *p[4] = { r->params[0], app_req(r)->user->id,
-	    r->in[CU_TITLE].present ? r->in[CU_TITLE].s : NULL,
-	    r->in[CU_PERSONA].present ? r->in[CU_PERSONA].s : NULL };
+	const char *cid = r->params[0], *uid = app_req(r)->user->id;
+	const char *title = r->in[CU_TITLE].present ? r->in[CU_TITLE].s : NULL;
+	const char *persona = r->in[CU_PERSONA].present ?
+	    r->in[CU_PERSONA].s : NULL;
 	PGresult *res;
 
 	/* Nothing to change: no write, so it keeps its place in the list. */
-	res = p[2] == NULL && p[3] == NULL ?
-	    sql_run_or_reply(r, STMT_CONV_GET, p) :
-	    sql_run_or_reply(r, STMT_CONV_UPDATE, p);
+	res = title == NULL && persona == NULL ?
+	    sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid)) :
+	    sql_run_or_reply(r, STMT_CONV_UPDATE, ARGS(cid, uid, title,
+	    persona));
 	if (res == NULL)
 		return;
-	if (PQntuples(res) == 0)
+	if (sql_rows(res) == 0)
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
 	else
 		reply_conversation(r, 200, res);
@@ -214,12 +219,12 @@ conv_update(struct request *r)
 void
 conv_delete(struct request *r)
 {
-	const char *p[2] = { r->params[0], app_req(r)->user->id };
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_CONV_DELETE, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_CONV_DELETE, ARGS(r->params[0],
+	    app_req(r)->user->id))) == NULL)
 		return;
-	if (PQntuples(res) == 0)
+	if (sql_rows(res) == 0)
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
 	else
 		reply_empty(r, 204);

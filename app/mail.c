@@ -16,33 +16,41 @@ static const struct {
 	[MAIL_PASSWORD_CHANGED] = { "password_changed", "/forgot-password" },
 };
 
+/*
+ * The payload keeps the token only until the mailer sends the mail
+ * (STMT_OUTBOX_SENT drops it) and no link at all: the mailer builds it
+ * then, with the token in the fragment, which no server log, proxy or
+ * Referer header sees.  A verification mail may reach anyone, so it
+ * carries no text the signer-up chose: no name.
+ */
 int
 mail_queue_or_reply(struct request *r, enum mail_template t,
     const char *user_id, const char *to, const char *language,
     const char *first_name, const char *token)
 {
-	struct buf payload = BUF_INIT, link = BUF_INIT;
+	struct buf payload = BUF_INIT;
 	struct jw w;
-	const char *params[5];
 	PGresult *res;
 
-	buf_printf(&link, "%s%s", conf.public_base_url, templates[t].path);
-	if (token != NULL)
-		buf_printf(&link, "?token=%s", token);
 	jw_init(&w, &payload);
 	jw_obj(&w);
-	jw_kstr(&w, "first_name", first_name);
-	jw_kstr(&w, "link", link.p);
+	if (t != MAIL_VERIFY)
+		jw_kstr(&w, "first_name", first_name);
+	if (token != NULL)
+		jw_kstr(&w, "token", token);
 	jw_end(&w);
-	params[0] = user_id;
-	params[1] = to;
-	params[2] = templates[t].name;
-	params[3] = language;
-	params[4] = payload.p;
-	res = sql_run_or_reply(r, STMT_OUTBOX_INSERT, params);
+	res = sql_run_or_reply(r, STMT_OUTBOX_INSERT, ARGS(user_id, to,
+	    templates[t].name, language, payload.p));
 	buf_free(&payload);
-	buf_free(&link);
 	return res != NULL ? 0 : -1;
+}
+
+void
+mail_link(struct buf *b, enum mail_template t, const char *token)
+{
+	buf_printf(b, "%s%s", conf.public_base_url, templates[t].path);
+	if (token != NULL)
+		buf_printf(b, "#token=%s", token);
 }
 
 const char *

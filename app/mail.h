@@ -26,6 +26,9 @@ int	mail_queue_or_reply(struct request *, enum mail_template,
 	    const char *user_id, const char *to, const char *language,
 	    const char *first_name, const char *token);
 
+/* Appends the link of a mail: its page, and the token if it has one. */
+void	mail_link(struct buf *, enum mail_template, const char *token);
+
 /* A template's name in email_outbox.template, and back (-1: unknown). */
 const char	*mail_template_name(enum mail_template);
 int		 mail_template_lookup(const char *name);

@@ -9,7 +9,7 @@ ops_health(struct request *r)
 	struct buf b = BUF_INIT;
 	struct db_err err;
 
-	if (sql_run(r, STMT_PING, NULL, &err) == NULL) {
+	if (sql_run(r, STMT_PING, NO_ARGS, &err) == NULL) {
 		if (!r->replied)
 			reply_error(r, 503, "unavailable",
 			    "The database is unreachable.", NULL);

@@ -25,7 +25,7 @@ static const struct route routes[] = {
 	{ "POST", "/api/auth/signup", auth_signup, PUBLIC, 64 * KB,
 	    auth_signup_in },
 	{ "POST", "/api/auth/verify-email", auth_verify_email, PUBLIC, 64 * KB,
-	    auth_token_in },
+	    auth_verify_in },
 	{ "POST", "/api/auth/resend-verification", auth_resend_verification,
 	    PUBLIC, 64 * KB, auth_email_in },
 	{ "POST", "/api/auth/signin", auth_signin, PUBLIC, 64 * KB,

@@ -70,19 +70,18 @@ user_profile(struct request *r)
 void
 user_profile_update(struct request *r)
 {
-	const char *p[4] = { app_req(r)->user->id, NULL, NULL, NULL };
-	const char *lang = r->in[PR_LANG].s;
+	const char *lang = r->in[PR_LANG].present ? r->in[PR_LANG].s : NULL;
 	PGresult *res;
-	int i;
 
-	for (i = PR_FIRST; i <= PR_LANG; i++)
-		p[i + 1] = r->in[i].present ? r->in[i].s : NULL;
 	if (lang != NULL && !language_code_ok(lang)) {
 		reply_error(r, 400, "invalid_input", "Field 'language' must be "
 		    "a language code such as 'en' or 'pt-BR'.", "language");
 		return;
 	}
-	if ((res = sql_run_or_reply(r, STMT_PROFILE_UPDATE, p)) != NULL)
+	if ((res = sql_row_or_reply(r, STMT_PROFILE_UPDATE, ARGS(
+	    app_req(r)->user->id, r->in[PR_FIRST].present ?
+	    r->in[PR_FIRST].s : NULL, r->in[PR_LAST].present ?
+	    r->in[PR_LAST].s : NULL, lang))) != NULL)
 		reply_user(r, 200, res, 0);
 }
 
@@ -94,7 +93,6 @@ user_credits(struct request *r)
 	struct buf b = BUF_INIT;
 	struct jw w;
 	PGresult *res;
-	const char *p[3];
 	char limit[16];
 	int i, n;
 
@@ -105,22 +103,20 @@ user_credits(struct request *r)
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
-	p[0] = u->id;
-	p[1] = lp.cursor;
-	p[2] = limit;
-	if ((res = sql_run_or_reply(r, STMT_LEDGER_PAGE, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_LEDGER_PAGE, ARGS(u->id,
+	    lp.cursor, limit))) == NULL)
 		return;
-	n = PQntuples(res);
+	n = sql_rows(res);
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_kint(&w, "credits", u->credits);
 	jw_kstr(&w, "plan", u->plan);
 	jw_karr(&w, "ledger");
 	for (i = 0; i < n && i < lp.limit; i++)
-		render_ledger(&w, res, i, 1);
+		render_ledger(&w, res, i, LP_ENTRY);
 	jw_end(&w);
 	list_next_cursor(r, &w, n > lp.limit ?
-	    PQgetvalue(res, lp.limit - 1, 0) : NULL);
+	    sql_str(res, lp.limit - 1, LP_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
@@ -130,15 +126,15 @@ PGresult *
 referrer_or_reply(struct request *r, const char *code, int status)
 {
 	char *upper = arena_strdup(r->arena, code), *c;
-	const char *p[1] = { upper };
 	PGresult *res;
 
 	for (c = upper; *c != '\0'; c++)
 		if (*c >= 'a' && *c <= 'z')
 			*c = (char)(*c - 'a' + 'A');
-	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, ARGS(upper))) ==
+	    NULL)
 		return NULL;
-	if (PQntuples(res) == 0) {
+	if (sql_rows(res) == 0) {
 		reply_error(r, status, "invalid_referral_code",
 		    "That referral code does not exist.", "referral_code");
 		return NULL;
@@ -158,31 +154,35 @@ user_verify_referral(struct request *r)
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_kbool(&w, "valid", true);
-	jw_kstr(&w, "referrer_first_name", PQgetvalue(res, 0, 1));
+	jw_kstr(&w, "referrer_first_name", sql_str(res, 0, RC_FIRST_NAME));
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
 }
 
-/* Checks the caller's own password, as a sign-in would. */
+/*
+ * Checks the caller's own password.  Its failures count apart from
+ * sign-ins, so strangers guessing at the sign-in cannot lock the owner
+ * out of changing the password or deleting the account.
+ */
 static int
 check_password_or_reply(struct request *r, const char *pw)
 {
 	struct user *u = app_req(r)->user;
-	const char *p[1] = { u->id };
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
+	if ((res = sql_row_or_reply(r, STMT_USER_PASSWORD, ARGS(u->id))) ==
+	    NULL)
 		return -1;
-	return password_check_or_reply(r, u->email, PQgetvalue(res, 0, 0), pw,
-	    "The password is wrong.");
+	return password_check_or_reply(r, PW_REAUTH, u->id, sql_str(res, 0,
+	    SQL_ONLY), pw, "The password is wrong.");
 }
 
 void
 user_change_password(struct request *r)
 {
 	struct user *u = app_req(r)->user;
-	const char *pw = r->in[CP_NEW].s, *why, *p[3];
+	const char *pw = r->in[CP_NEW].s, *why;
 	char *hash;
 
 	if ((why = password_problem(pw, u->email)) != NULL) {
@@ -194,14 +194,11 @@ user_change_password(struct request *r)
 	if ((hash = password_hash_or_reply(r, pw)) == NULL)
 		return;
 	/* Every session but the caller's ends, access tokens included. */
-	p[0] = u->id;
-	p[1] = hash;
-	p[2] = u->sid;
 	if (sql_begin_or_reply(r) != 0 ||
-	    sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p) == NULL)
-		return;
-	p[1] = u->sid;
-	if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
+	    sql_row_or_reply(r, STMT_USER_SET_PASSWORD, ARGS(u->id, hash,
+	    u->sid)) == NULL ||
+	    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, ARGS(u->id,
+	    u->sid)) == NULL ||
 	    mail_queue_or_reply(r, MAIL_PASSWORD_CHANGED, u->id, u->email,
 	    u->language, u->first_name, NULL) != 0 ||
 	    sql_commit_or_reply(r) != 0)
@@ -214,14 +211,14 @@ static int
 export_list(struct request *r, struct jw *w, const char *key, enum stmt s,
     void (*render)(struct jw *, const PGresult *, int, int))
 {
-	const char *p[1] = { app_req(r)->user->id };
 	PGresult *res;
 	int i;
 
-	if ((res = sql_run_or_reply(r, s, p)) == NULL)
+	if ((res = sql_run_or_reply(r, s, ARGS(app_req(r)->user->id))) ==
+	    NULL)
 		return -1;
 	jw_karr(w, key);
-	for (i = 0; i < PQntuples(res); i++)
+	for (i = 0; i < sql_rows(res); i++)
 		render(w, res, i, 0);
 	jw_end(w);
 	return 0;
@@ -234,22 +231,23 @@ export_list(struct request *r, struct jw *w, const char *key, enum stmt s,
 static int
 export_conversations(struct request *r, struct jw *w)
 {
-	const char *p[1] = { app_req(r)->user->id };
+	const char *uid = app_req(r)->user->id;
 	PGresult *convs, *msgs;
 	int i, m = 0, nm;
 
-	if ((convs = sql_run_or_reply(r, STMT_EXPORT_CONVS, p)) == NULL ||
-	    (msgs = sql_run_or_reply(r, STMT_EXPORT_MESSAGES, p)) == NULL)
+	if ((convs = sql_run_or_reply(r, STMT_EXPORT_CONVS, ARGS(uid))) ==
+	    NULL || (msgs = sql_run_or_reply(r, STMT_EXPORT_MESSAGES,
+	    ARGS(uid))) == NULL)
 		return -1;
-	nm = PQntuples(msgs);
+	nm = sql_rows(msgs);
 	jw_karr(w, "conversations");
-	for (i = 0; i < PQntuples(convs); i++) {
+	for (i = 0; i < sql_rows(convs); i++) {
 		jw_obj(w);
 		jw_key(w, "conversation");
 		render_conversation(w, convs, i, 0);
 		jw_karr(w, "messages");
-		for (; m < nm && strcmp(PQgetvalue(msgs, m, 1),
-		    PQgetvalue(convs, i, 0)) == 0; m++)
+		for (; m < nm && strcmp(sql_str(msgs, m, MSG_CONVERSATION_ID),
+		    sql_str(convs, i, CONV_ID)) == 0; m++)
 			render_message(w, msgs, m, 0);
 		jw_end(w);
 		jw_end(w);
@@ -273,7 +271,7 @@ user_export(struct request *r)
 	jw_key(&w, "profile");
 	render_user(&w, u->row, 0, u->col);
 	if (sql_begin_or_reply(r) != 0 ||
-	    sql_run_or_reply(r, STMT_SNAPSHOT, NULL) == NULL ||
+	    sql_run_or_reply(r, STMT_SNAPSHOT, NO_ARGS) == NULL ||
 	    export_conversations(r, &w) != 0 ||
 	    export_list(r, &w, "ledger", STMT_EXPORT_LEDGER,
 	    render_ledger) != 0 ||
@@ -294,8 +292,6 @@ user_export(struct request *r)
 void
 user_delete(struct request *r)
 {
-	const char *p[1] = { app_req(r)->user->id };
-
 	if (check_password_or_reply(r, r->in[DL_PASSWORD].s) != 0)
 		return;
 	/*
@@ -303,6 +299,7 @@ user_delete(struct request *r)
 	 * (ON DELETE CASCADE); ledger rows and transactions stay, their
 	 * user_id set to NULL (ON DELETE SET NULL).
 	 */
-	if (sql_run_or_reply(r, STMT_USER_DELETE, p) != NULL)
+	if (sql_run_or_reply(r, STMT_USER_DELETE, ARGS(app_req(r)->user->id))
+	    != NULL)
 		reply_empty(r, 204);
 }

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@ struct db {
 	PGconn	*conn;
 	bool	 busy;
 };
+
+/* Set once a connection of this process has checked the table. */
+static atomic_bool	 stmts_checked;
 
 static struct {
 	pthread_mutex_t	 mu;
@@ -129,7 +133,61 @@ db_connect(const char *conninfo, const char *appname)
 	return conn;
 }
 
-/* Opens the connection of a slot and prepares every statement. */
+/* Prepares statement `s` on `conn`; -1 after logging a failure. */
+static int
+prepare(PGconn *conn, const struct db_stmt *s)
+{
+	PGresult *res = PQprepare(conn, s->name, s->sql, s->nparams, NULL);
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_errx("prepare %s: %s", s->name, PQresultErrorMessage(res));
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Compares a prepared statement with the server's description of it. */
+static int
+check_stmt(PGconn *conn, const struct db_stmt *s)
+{
+	PGresult *res = PQdescribePrepared(conn, s->name);
+	int rc = -1;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_errx("describe %s: %s", s->name,
+		    PQresultErrorMessage(res));
+	else if (PQnparams(res) != s->nparams)
+		log_crit("statement %s takes %d parameters, not %d", s->name,
+		    PQnparams(res), s->nparams);
+	else if (PQnfields(res) != s->ncols)
+		log_crit("statement %s returns %d columns, not %d", s->name,
+		    PQnfields(res), s->ncols);
+	else
+		rc = 0;
+	PQclear(res);
+	return rc;
+}
+
+int
+db_check_stmts(PGconn *conn, const struct db_stmt *stmts, int nstmts)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < nstmts; i++) {
+		if (prepare(conn, &stmts[i]) != 0)
+			return -1;
+		if (check_stmt(conn, &stmts[i]) != 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/*
+ * Opens the connection of a slot and prepares every statement; the
+ * first connection of the process also checks them (db_check_stmts).
+ */
 static int
 open_slot(struct db *d)
 {
@@ -147,23 +205,23 @@ open_slot(struct db *d)
 	    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'",
 	    pool.cfg.statement_timeout_ms);
 	res = PQexec(d->conn, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		goto fail;
-	PQclear(res);
-	for (i = 0; i < pool.cfg.nstmts; i++) {
-		const struct db_stmt *s = &pool.cfg.stmts[i];
-
-		res = PQprepare(d->conn, s->name, s->sql, s->nparams, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_errx("prepare %s: %s", s->name,
-			    PQresultErrorMessage(res));
-			goto fail;
-		}
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		PQclear(res);
+		goto fail;
 	}
+	PQclear(res);
+	if (!atomic_load(&stmts_checked)) {
+		if (db_check_stmts(d->conn, pool.cfg.stmts,
+		    pool.cfg.nstmts) != 0)
+			goto fail;
+		atomic_store(&stmts_checked, true);
+		return 0;
+	}
+	for (i = 0; i < pool.cfg.nstmts; i++)
+		if (prepare(d->conn, &pool.cfg.stmts[i]) != 0)
+			goto fail;
 	return 0;
 fail:
-	PQclear(res);
 	PQfinish(d->conn);
 	d->conn = NULL;
 	return -1;
@@ -325,7 +383,7 @@ reopened(struct db *d, bool was_idle)
 }
 
 PGresult *
-db_exec_bin(struct db *d, int stmt, const char *const *params,
+db_exec_bin(struct db *d, int stmt, const char *const *params, int nparams,
     const int *lengths, const int *formats, struct db_err *err)
 {
 	const struct db_stmt *s = &pool.cfg.stmts[stmt];
@@ -333,6 +391,15 @@ db_exec_bin(struct db *d, int stmt, const char *const *params,
 	bool idle;
 	int attempt;
 
+	if (nparams != s->nparams) {
+		log_crit("statement %s run with %d parameters, not %d",
+		    s->name, nparams, s->nparams);
+		memset(err, 0, sizeof(*err));
+		err->status = 500;
+		err->code = "internal_error";
+		err->message = "Something went wrong on our side.";
+		return NULL;
+	}
 	for (attempt = 0;; attempt++) {
 		idle = PQtransactionStatus(d->conn) == PQTRANS_IDLE;
 		res = PQexecPrepared(d->conn, s->name, s->nparams, params,
@@ -350,9 +417,10 @@ db_exec_bin(struct db *d, int stmt, const char *const *params,
 }
 
 PGresult *
-db_exec(struct db *d, int stmt, const char *const *params, struct db_err *err)
+db_exec(struct db *d, int stmt, const char *const *params, int nparams,
+    struct db_err *err)
 {
-	return db_exec_bin(d, stmt, params, NULL, NULL, err);
+	return db_exec_bin(d, stmt, params, nparams, NULL, NULL, err);
 }
 
 static int
