@@ -28,13 +28,15 @@ my $TIMEOUT = 600;    # seconds for the whole browser run
 
 my $fake = Miky::FakeOpenAI->new;
 my $t = Miky::Test->new(env => $fake->env);
-# The mailer writes the dev mailbox (.eml files), as under make run.
-start_mailer($t);
-
-# The admin, whose referral code the new user signs up with.
+# The admin, whose referral code the new user signs up with (before the
+# mailer runs: user() reads its token from the outbox, which a sent mail
+# leaves).
 my $admin = $t->user(first_name => 'Grace', last_name => 'Hopper');
 my ($rc, $out) = $t->run_miky('user', 'promote', $admin->{email});
 is($rc, 0, 'miky user promote') or diag($out);
+
+# The mailer writes the dev mailbox (.eml files), as under make run.
+start_mailer($t);
 
 my $art = "$ROOT/build/artifacts/web";
 make_path($art);

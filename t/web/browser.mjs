@@ -162,7 +162,7 @@ async function main() {
 	// --- the mail, verification ------------------------------------------
 	const mail = await mailLink(email, '/verify-email');
 	if (!ok(mail, 'a verification mail with a link to /verify-email')) return;
-	diag(`the link carries its token in the ${mail.form === '#' ? 'fragment' : 'query'}`);
+	is(mail.form, '#', 'the link carries its token in the fragment, never the query');
 	await page.goto(mail.link);
 	await page.getByRole('heading', { name: 'Verify your email' }).waitFor();
 	ok(!page.url().includes('token='), 'the token leaves the address bar at once');
@@ -173,12 +173,10 @@ async function main() {
 		page.locator('.form-error:not([hidden]), .field-error:not([hidden])').first().waitFor().then(() => 'error'),
 		page.waitForURL(/\/chat/).then(() => 'chat'),
 	]);
-	if (wrong === 'error') ok(true, 'a wrong password at verification is refused');
-	else skip('a wrong password at verification is refused', 'this server verifies without the password (api.md change not merged yet)');
-	if (wrong !== 'chat') {
-		await page.getByLabel('Password').fill(password);
-		await page.getByRole('button', { name: 'Verify and sign in' }).click();
-	}
+	is(wrong, 'error', 'a wrong password at verification is refused');
+	ok(/do not match/.test(await page.locator('.form-error').textContent()), 'saying so');
+	await page.getByLabel('Password').fill(password);
+	await page.getByRole('button', { name: 'Verify and sign in' }).click();
 	await page.waitForURL(/\/chat$/);
 	ok(true, 'verification signs in and opens the chat');
 	await page.locator('#balance').waitFor();

@@ -21,7 +21,7 @@ function links(...items) {
 const a = (href, text) => h('a', { href, text });
 
 // The token of a mail link: in the fragment (api.md), or in the query
-// (older links).  It leaves the address bar at once, so it is neither
+// (links mailed before the fragment form).  It leaves the address bar at once, so it is neither
 // kept in history nor sent anywhere by a later navigation.
 function takeToken() {
 	const frag = new URLSearchParams(location.hash.slice(1));
@@ -91,14 +91,7 @@ export function verify({ outlet }) {
 	const f = form([
 		field({ label: t('auth.password'), name: 'password', type: 'password', autocomplete: 'current-password', required: true, ...PASSWORD, autofocus: true }),
 	], t('auth.verify_button'), async (v) => {
-		let answer;
-		try {
-			answer = await post('/api/auth/verify-email', { token, password: v.password }, { auth: false });
-		} catch (e) {
-			// A server from before verification took the password.
-			if (!(e.code === 'invalid_input' && e.field === 'password')) throw e;
-			answer = await post('/api/auth/verify-email', { token }, { auth: false });
-		}
+		const answer = await post('/api/auth/verify-email', { token, password: v.password }, { auth: false });
 		sessionStorage.removeItem('miky.pending');
 		session.begin(answer);
 		announce(t('auth.verified'));
