@@ -242,6 +242,23 @@ async function main() {
 	await sleep(500);
 	is(await page.evaluate(() => window.__xss), undefined, 'nothing of it ran');
 
+	// --- voice (Chromium's fake microphone) -------------------------------------
+	const mic = page.getByRole('button', { name: 'Speak your message' });
+	if (!(await mic.count())) skip('voice input', 'this browser cannot record');
+	else {
+		const b0 = await balance();
+		await mic.click();
+		await page.locator('button.mic[aria-pressed="true"]').waitFor();
+		ok(true, 'the microphone button records (aria-pressed)');
+		await sleep(1500);
+		await page.getByRole('button', { name: 'Stop recording' }).click();
+		await page.waitForFunction(() => /Fake transcript of \d+ bytes/.test(document.querySelector('#composer-input').value), null, { timeout: T });
+		ok(/\(en\)$/.test(await page.locator('#composer-input').inputValue()), 'the transcript lands in the message box, in the user\'s language');
+		const b1 = await waitBalanceBelow(b0);
+		ok(b1 < b0, `the transcription is charged (${b0} -> ${b1})`);
+		await page.locator('#composer-input').fill('');
+	}
+
 	// --- out of credits -----------------------------------------------------------
 	await call('credits', email, 0);
 	await send('Anything left?');
