@@ -333,9 +333,45 @@ async function main() {
 	await page.getByRole('heading', { name: 'Sign in to Miky' }).waitFor();
 	ok(true, 'sign-out leads to sign-in');
 	await shot('signin');
-	await page.goto(`${BASE}/forgot-password`);
+	await page.getByLabel('Email').fill(email);
+	await page.getByLabel('Password').fill('not my password');
+	await page.getByRole('button', { name: 'Sign in' }).click();
+	await page.getByText('That email and password do not match.').waitFor();
+	ok(true, 'a wrong password at sign-in is refused, saying so');
+
+	// --- forgot and reset ---------------------------------------------------------
+	await page.getByRole('link', { name: 'Forgot your password?' }).click();
 	await page.getByRole('heading', { name: 'Reset your password' }).waitFor();
 	await shot('forgot');
+	await page.getByLabel('Email').fill(email);
+	await page.getByRole('button', { name: 'Send the link' }).click();
+	await page.getByText(/a link to reset its password is on its way/).waitFor();
+	ok(true, 'forgot-password says a link is on its way');
+	const reset = await mailLink(email, '/reset-password');
+	if (ok(reset, 'a reset mail with a link to /reset-password')) {
+		is(reset.form, '#', 'its token in the fragment');
+		await page.goto(reset.link);
+		await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+		ok(!page.url().includes('token='), 'the token leaves the address bar');
+		await shot('reset');
+		const fresh = 'another long password';
+		await page.getByLabel('New password', { exact: true }).fill(fresh);
+		await page.getByLabel('Repeat the new password').fill(`${fresh}!`);
+		await page.getByRole('button', { name: 'Change password' }).click();
+		await page.getByText('The two passwords are different.').waitFor();
+		ok(true, 'two different passwords are refused');
+		await page.getByLabel('Repeat the new password').fill(fresh);
+		await page.getByRole('button', { name: 'Change password' }).click();
+		await page.getByText('Your password was changed.').waitFor();
+		ok(true, 'the reset leads to sign-in');
+		await page.getByLabel('Email').fill(email);
+		await page.getByLabel('Password').fill(fresh);
+		await page.getByRole('button', { name: 'Sign in' }).click();
+		await page.waitForURL(/\/chat/);
+		ok(true, 'the new password signs in');
+		await page.getByRole('button', { name: 'Sign out' }).click();
+		await page.getByRole('heading', { name: 'Sign in to Miky' }).waitFor();
+	}
 	await page.goto(`${BASE}/signin`);
 	await page.getByLabel('Email').fill(process.env.WEB_ADMIN_EMAIL);
 	await page.getByLabel('Password').fill(process.env.WEB_ADMIN_PASSWORD);
