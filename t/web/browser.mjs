@@ -394,6 +394,107 @@ async function main() {
 		await shot('admin-users');
 	}
 
+	// --- the screens of APIs not on this server yet, over api.md's shapes ---------
+	// page.route answers for the absent API only, so these screens are
+	// exercised now and, once the real API is merged, the steps above test
+	// it for real and these go quiet.
+	const absent = {
+		admin: adminApi === 404,
+		payments: (await page.evaluate(async () => (await fetch('/api/payments/plans')).status)) === 404,
+		referrals: (await page.evaluate(async () => (await fetch('/api/referrals/stats')).status)) === 404,
+	};
+	const calls = [];
+	const now = new Date().toISOString();
+	const json = (route, body, status = 200) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+	if (absent.admin) {
+		const user = { id: '11111111-2222-3333-4444-555555555555', email, first_name: 'Ada', last_name: 'Lovelace', credits: 500, plan: 'free', role: 'user', language: 'en', email_verified: true, referral_code: 'ABCDEFGH', referrals_count: 0, cash_earned_cents: 0, cash_paid_out_cents: 0, subscription_status: null, created_at: now, updated_at: now, banned: false };
+		await page.route('**/api/admin/**', async (route) => {
+			const req = route.request();
+			const u = new URL(req.url());
+			calls.push(`${req.method()} ${u.pathname} ${req.postData() || ''}`);
+			if (u.pathname === '/api/admin/stats') return json(route, { users: { total: 2, verified: 2, by_plan: { free: 2, plus: 0, business: 0 }, new_7d: 2 }, messages: { total: 9, last_24h: 9 }, credits_consumed_30d: 12, revenue_cents: { total: 4900, last_30d: 4900 }, referrals: { total: 1, activated: 1, qualified: 0 }, cashouts_pending: { count: 1, amount_cents: 1500 }, series: [{ date: now.slice(0, 10), users: 2, messages: 9, revenue_cents: 4900 }] });
+			if (u.pathname === '/api/admin/users' && req.method() === 'GET') return json(route, { users: [user], next_cursor: null });
+			if (u.pathname.startsWith('/api/admin/users/')) return json(route, { user: { ...user, credits: user.credits + (JSON.parse(req.postData()).credits_delta || 0) } });
+			if (u.pathname === '/api/admin/transactions' && req.method() === 'GET') return json(route, { transactions: [{ id: '99999999-2222-3333-4444-555555555555', type: 'cashout', amount_cents: 1500, credits: 0, status: 'pending', created_at: now, email }], next_cursor: null });
+			if (u.pathname.startsWith('/api/admin/transactions/')) return json(route, { transaction: { id: '99999999-2222-3333-4444-555555555555', type: 'cashout', amount_cents: 1500, credits: 0, status: JSON.parse(req.postData()).status, created_at: now } });
+			if (u.pathname === '/api/admin/settings') return json(route, { settings: { signup_credits: 100, referral_credits: 300, cashout_min_cents: 1000 } });
+			return json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+		});
+	}
+	if (absent.payments) {
+		await page.route('**/api/payments/**', async (route) => {
+			const req = route.request();
+			const u = new URL(req.url());
+			calls.push(`${req.method()} ${u.pathname} ${req.postData() || ''}`);
+			if (u.pathname === '/api/payments/plans') return json(route, { plans: [{ id: 'plus', name: 'Plus', price_cents: 999, monthly_credits: 1000 }, { id: 'business', name: 'Business', price_cents: 2999, monthly_credits: 5000 }], credit_packs: [{ id: 'small', credits: 200, price_cents: 299 }, { id: 'large', credits: 1000, price_cents: 999 }] });
+			if (u.pathname === '/api/payments/buy-credits') return json(route, { checkout_url: `${BASE}/billing/success?session_id=cs_test_1`, session_id: 'cs_test_1' });
+			if (u.pathname === '/api/payments/transactions') return json(route, { transactions: [{ id: '88888888-2222-3333-4444-555555555555', type: 'credits', amount_cents: 299, credits: 200, status: 'completed', created_at: now }], next_cursor: null });
+			return json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+		});
+	}
+	if (absent.referrals) {
+		await page.route('**/api/referrals/**', async (route) => {
+			const req = route.request();
+			const u = new URL(req.url());
+			calls.push(`${req.method()} ${u.pathname} ${req.postData() || ''}`);
+			if (u.pathname === '/api/referrals/stats') return json(route, { referral_code: 'ABCDEFGH', referrals_count: 2, credits_earned: 300, cash_earned_cents: 2000, cash_paid_out_cents: 0, cash_pending_cents: 0, cash_available_cents: 2000, referrals: [{ first_name: 'Ada', status: 'activated', created_at: now, credits_awarded: 300, cash_awarded_cents: 0 }, { first_name: 'Alan', status: 'pending', created_at: now, credits_awarded: 0, cash_awarded_cents: 0 }] });
+			if (u.pathname === '/api/referrals/share-link') return json(route, { referral_code: 'ABCDEFGH', url: `${BASE}/signup?ref=ABCDEFGH`, share_text: 'Join me on Miky' });
+			if (u.pathname === '/api/referrals/cashout') return json(route, { transaction: { id: '77777777-2222-3333-4444-555555555555', type: 'cashout', amount_cents: JSON.parse(req.postData()).amount_cents, credits: 0, status: 'pending', created_at: now } }, 201);
+			return json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+		});
+	}
+	if (absent.admin || absent.payments || absent.referrals) {
+		await page.goto(`${BASE}/chat`);
+		await page.locator('#balance').waitFor();
+	}
+	if (absent.admin) {
+		await page.getByRole('link', { name: 'Admin' }).click();
+		await page.locator('.stat-row .stat').first().waitFor();
+		ok(await page.getByText('cash-outs pending').isVisible(), '(api.md shapes) the admin overview shows the stats');
+		await shot('admin');
+		await page.getByRole('link', { name: 'Users' }).click();
+		await page.getByRole('cell', { name: email }).first().waitFor();
+		ok(true, '(api.md shapes) the admin lists users');
+		await page.locator('summary', { hasText: 'Edit' }).first().click();
+		await page.getByLabel('Add credits (negative to remove)').fill('5');
+		await page.locator('form.edit-user').getByRole('button', { name: 'Save' }).click();
+		await page.getByText(`${email} updated.`).waitFor();
+		ok(calls.some((c) => /^PUT \/api\/admin\/users\/\S+ \{"credits_delta":5\}$/.test(c)), '(api.md shapes) an admin edit sends only what changed', ...calls);
+		await shot('admin-users');
+		await page.getByRole('link', { name: 'Transactions' }).click();
+		await page.getByRole('button', { name: 'Mark paid' }).click();
+		await page.locator('table .badge', { hasText: 'Completed' }).waitFor();
+		ok(calls.some((c) => /^PUT \/api\/admin\/transactions\/\S+ \{"status":"completed"\}$/.test(c)), '(api.md shapes) a pending cash-out is marked paid');
+		await page.getByRole('link', { name: 'Settings' }).click();
+		await page.getByLabel('referral_credits').fill('350');
+		await page.locator('.setting', { hasText: 'referral_credits' }).getByRole('button', { name: 'Save' }).click();
+		await page.getByText('referral_credits saved.').waitFor();
+		ok(calls.some((c) => c === 'PUT /api/admin/settings {"referral_credits":350}'), '(api.md shapes) a setting is saved as its JSON type');
+	} else skip('(api.md shapes) the admin screens', 'the admin API is on this server');
+	if (absent.referrals) {
+		await page.getByRole('link', { name: 'Invite' }).click();
+		await page.getByRole('heading', { name: 'Your invitations' }).waitFor();
+		ok(await page.getByText('Active', { exact: true }).isVisible() && await page.getByText('Signed up', { exact: true }).isVisible(), '(api.md shapes) referral stats show each invitee\'s status');
+		await page.getByLabel('PayPal email or IBAN').fill('ada@example.com');
+		await page.getByRole('button', { name: 'Request cash-out' }).click();
+		await page.getByText(/Cash-out of .* requested/).waitFor();
+		ok(calls.some((c) => c === 'POST /api/referrals/cashout {"amount_cents":2000,"method":"paypal","destination":"ada@example.com"}'), '(api.md shapes) a cash-out request', ...calls.filter((c) => /cashout/.test(c)));
+		await shot('invite-stats');
+	} else skip('(api.md shapes) the referral screens', 'the referrals API is on this server');
+	if (absent.payments) {
+		await page.getByRole('link', { name: 'Plans' }).click();
+		await page.locator('.card.plan').first().waitFor();
+		ok(await page.locator('.card.pack').count() === 2, '(api.md shapes) plans and packs are shown');
+		await shot('plans');
+		await page.locator('.card.pack').first().getByRole('button', { name: 'Buy' }).click();
+		await page.waitForURL(/\/billing\/success/);
+		ok(calls.some((c) => c === 'POST /api/payments/buy-credits {"pack":"small"}'), '(api.md shapes) buying a pack goes to Checkout');
+		await page.getByRole('heading', { name: 'Thank you!' }).waitFor();
+		ok(true, '(api.md shapes) the Checkout return page');
+		await shot('billing-success');
+	} else skip('(api.md shapes) the payment screens', 'the payments API is on this server');
+	await page.unrouteAll({ behavior: 'ignoreErrors' });
+
 	// --- the session: a reload keeps it, a refused refresh ends it -----------------
 	await page.reload();
 	await page.locator('#balance').waitFor();

@@ -67,12 +67,18 @@ export function refresh() {
 async function doRefresh() {
 	const token = localStorage.getItem(KEY);
 	if (!token) { end('expired'); return; }
-	const res = await fetch('/api/auth/refresh-token', {
-		method: 'POST',
-		headers: { 'Content-Type': 'application/json' },
-		body: JSON.stringify({ refresh_token: token }),
-		credentials: 'same-origin',
-	});
+	let res;
+	try {
+		res = await fetch('/api/auth/refresh-token', {
+			method: 'POST',
+			headers: { 'Content-Type': 'application/json' },
+			body: JSON.stringify({ refresh_token: token }),
+			credentials: 'same-origin',
+		});
+	} catch (e) {
+		// Offline: the session stays; the caller reports a network error.
+		throw Object.assign(new Error(e.message), { status: 0, code: 'network' });
+	}
 	if (res.ok) {
 		storeTokens(await res.json());
 		return;
@@ -81,9 +87,7 @@ async function doRefresh() {
 		end('expired');
 		return;
 	}
-	const err = new Error(`refresh: ${res.status}`);
-	err.status = res.status;
-	throw err;
+	throw Object.assign(new Error(`refresh: ${res.status}`), { status: res.status, code: `http_${res.status}` });
 }
 
 // forget() drops the session here (after logout, or when refused).
