@@ -138,7 +138,7 @@ fuzz-run: $(FUZZ)
 	done
 
 psql:
-	@psql "$$(scripts/pg.sh url var/pg miky)"
+	@psql "$$(scripts/pg.sh url "$$(scripts/dev.sh pgdir)" miky)"
 
 valgrind: $(BUILD)/miky $(UNIT)
 	@for t in $(UNIT); do valgrind -q --error-exitcode=1 \
