@@ -406,41 +406,41 @@ async function main() {
 	const calls = [];
 	const now = new Date().toISOString();
 	const json = (route, body, status = 200) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+	// mock(area, answer(path, method, body) -> [json, status?] | undefined):
+	// the requests are recorded in calls; undefined is api.md's 404.
+	const mock = (area, answer) => page.route(`**/api/${area}/**`, async (route) => {
+		const req = route.request();
+		const path = new URL(req.url()).pathname;
+		calls.push(`${req.method()} ${path} ${req.postData() || ''}`);
+		const a = answer(path, req.method(), req.postData() ? JSON.parse(req.postData()) : null);
+		return a ? json(route, a[0], a[1]) : json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+	});
 	if (absent.admin) {
 		const user = { id: '11111111-2222-3333-4444-555555555555', email, first_name: 'Ada', last_name: 'Lovelace', credits: 500, plan: 'free', role: 'user', language: 'en', email_verified: true, referral_code: 'ABCDEFGH', referrals_count: 0, cash_earned_cents: 0, cash_paid_out_cents: 0, subscription_status: null, created_at: now, updated_at: now, banned: false };
-		await page.route('**/api/admin/**', async (route) => {
-			const req = route.request();
-			const u = new URL(req.url());
-			calls.push(`${req.method()} ${u.pathname} ${req.postData() || ''}`);
-			if (u.pathname === '/api/admin/stats') return json(route, { users: { total: 2, verified: 2, by_plan: { free: 2, plus: 0, business: 0 }, new_7d: 2 }, messages: { total: 9, last_24h: 9 }, credits_consumed_30d: 12, revenue_cents: { total: 4900, last_30d: 4900 }, referrals: { total: 1, activated: 1, qualified: 0 }, cashouts_pending: { count: 1, amount_cents: 1500 }, series: [{ date: now.slice(0, 10), users: 2, messages: 9, revenue_cents: 4900 }] });
-			if (u.pathname === '/api/admin/users' && req.method() === 'GET') return json(route, { users: [user], next_cursor: null });
-			if (u.pathname.startsWith('/api/admin/users/')) return json(route, { user: { ...user, credits: user.credits + (JSON.parse(req.postData()).credits_delta || 0) } });
-			if (u.pathname === '/api/admin/transactions' && req.method() === 'GET') return json(route, { transactions: [{ id: '99999999-2222-3333-4444-555555555555', type: 'cashout', amount_cents: 1500, credits: 0, status: 'pending', created_at: now, email }], next_cursor: null });
-			if (u.pathname.startsWith('/api/admin/transactions/')) return json(route, { transaction: { id: '99999999-2222-3333-4444-555555555555', type: 'cashout', amount_cents: 1500, credits: 0, status: JSON.parse(req.postData()).status, created_at: now } });
-			if (u.pathname === '/api/admin/settings') return json(route, { settings: { signup_credits: 100, referral_credits: 300, cashout_min_cents: 1000 } });
-			return json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+		await mock('admin', (path, method, body) => {
+			if (path === '/api/admin/stats') return [{ users: { total: 2, verified: 2, by_plan: { free: 2, plus: 0, business: 0 }, new_7d: 2 }, messages: { total: 9, last_24h: 9 }, credits_consumed_30d: 12, revenue_cents: { total: 4900, last_30d: 4900 }, referrals: { total: 1, activated: 1, qualified: 0 }, cashouts_pending: { count: 1, amount_cents: 1500 }, series: [{ date: now.slice(0, 10), users: 2, messages: 9, revenue_cents: 4900 }] }];
+			if (path === '/api/admin/users' && method === 'GET') return [{ users: [user], next_cursor: null }];
+			if (path.startsWith('/api/admin/users/')) return [{ user: { ...user, credits: user.credits + (body.credits_delta || 0) } }];
+			if (path === '/api/admin/transactions' && method === 'GET') return [{ transactions: [{ id: '99999999-2222-3333-4444-555555555555', type: 'cashout', amount_cents: 1500, credits: 0, status: 'pending', created_at: now, email }], next_cursor: null }];
+			if (path.startsWith('/api/admin/transactions/')) return [{ transaction: { id: '99999999-2222-3333-4444-555555555555', type: 'cashout', amount_cents: 1500, credits: 0, status: body.status, created_at: now } }];
+			if (path === '/api/admin/settings') return [{ settings: { signup_credits: 100, referral_credits: 300, cashout_min_cents: 1000 } }];
+			return undefined;
 		});
 	}
 	if (absent.payments) {
-		await page.route('**/api/payments/**', async (route) => {
-			const req = route.request();
-			const u = new URL(req.url());
-			calls.push(`${req.method()} ${u.pathname} ${req.postData() || ''}`);
-			if (u.pathname === '/api/payments/plans') return json(route, { plans: [{ id: 'plus', name: 'Plus', price_cents: 999, monthly_credits: 1000 }, { id: 'business', name: 'Business', price_cents: 2999, monthly_credits: 5000 }], credit_packs: [{ id: 'small', credits: 200, price_cents: 299 }, { id: 'large', credits: 1000, price_cents: 999 }] });
-			if (u.pathname === '/api/payments/buy-credits') return json(route, { checkout_url: `${BASE}/billing/success?session_id=cs_test_1`, session_id: 'cs_test_1' });
-			if (u.pathname === '/api/payments/transactions') return json(route, { transactions: [{ id: '88888888-2222-3333-4444-555555555555', type: 'credits', amount_cents: 299, credits: 200, status: 'completed', created_at: now }], next_cursor: null });
-			return json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+		await mock('payments', (path) => {
+			if (path === '/api/payments/plans') return [{ plans: [{ id: 'plus', name: 'Plus', price_cents: 999, monthly_credits: 1000 }, { id: 'business', name: 'Business', price_cents: 2999, monthly_credits: 5000 }], credit_packs: [{ id: 'small', credits: 200, price_cents: 299 }, { id: 'large', credits: 1000, price_cents: 999 }] }];
+			if (path === '/api/payments/buy-credits') return [{ checkout_url: `${BASE}/billing/success?session_id=cs_test_1`, session_id: 'cs_test_1' }];
+			if (path === '/api/payments/transactions') return [{ transactions: [{ id: '88888888-2222-3333-4444-555555555555', type: 'credits', amount_cents: 299, credits: 200, status: 'completed', created_at: now }], next_cursor: null }];
+			return undefined;
 		});
 	}
 	if (absent.referrals) {
-		await page.route('**/api/referrals/**', async (route) => {
-			const req = route.request();
-			const u = new URL(req.url());
-			calls.push(`${req.method()} ${u.pathname} ${req.postData() || ''}`);
-			if (u.pathname === '/api/referrals/stats') return json(route, { referral_code: 'ABCDEFGH', referrals_count: 2, credits_earned: 300, cash_earned_cents: 2000, cash_paid_out_cents: 0, cash_pending_cents: 0, cash_available_cents: 2000, referrals: [{ first_name: 'Ada', status: 'activated', created_at: now, credits_awarded: 300, cash_awarded_cents: 0 }, { first_name: 'Alan', status: 'pending', created_at: now, credits_awarded: 0, cash_awarded_cents: 0 }] });
-			if (u.pathname === '/api/referrals/share-link') return json(route, { referral_code: 'ABCDEFGH', url: `${BASE}/signup?ref=ABCDEFGH`, share_text: 'Join me on Miky' });
-			if (u.pathname === '/api/referrals/cashout') return json(route, { transaction: { id: '77777777-2222-3333-4444-555555555555', type: 'cashout', amount_cents: JSON.parse(req.postData()).amount_cents, credits: 0, status: 'pending', created_at: now } }, 201);
-			return json(route, { error: { code: 'not_found', message: 'Not found.' } }, 404);
+		await mock('referrals', (path, method, body) => {
+			if (path === '/api/referrals/stats') return [{ referral_code: 'ABCDEFGH', referrals_count: 2, credits_earned: 300, cash_earned_cents: 2000, cash_paid_out_cents: 0, cash_pending_cents: 0, cash_available_cents: 2000, referrals: [{ first_name: 'Ada', status: 'activated', created_at: now, credits_awarded: 300, cash_awarded_cents: 0 }, { first_name: 'Alan', status: 'pending', created_at: now, credits_awarded: 0, cash_awarded_cents: 0 }] }];
+			if (path === '/api/referrals/share-link') return [{ referral_code: 'ABCDEFGH', url: `${BASE}/signup?ref=ABCDEFGH`, share_text: 'Join me on Miky' }];
+			if (path === '/api/referrals/cashout') return [{ transaction: { id: '77777777-2222-3333-4444-555555555555', type: 'cashout', amount_cents: body.amount_cents, credits: 0, status: 'pending', created_at: now } }, 201];
+			return undefined;
 		});
 	}
 	if (absent.admin || absent.payments || absent.referrals) {

@@ -1,6 +1,6 @@
 // Shared pieces of every screen: page frame, form fields with their
 // errors, busy buttons, and the loading / empty / error states.
-import { h, uid, announce } from './dom.js';
+import { h, uid, announce, replace } from './dom.js';
 import { t } from './i18n.js';
 
 export function page(title, ...children) {
@@ -147,8 +147,32 @@ export function table(caption, columns, rows) {
 			h('tbody', null, rows.map((r) => h('tr', null, columns.map(([, fn, c]) => h('td', { class: c }, fn(r))))))));
 }
 
-// pager(load): a "Load more" list driver.  load(cursor) resolves to
-// {items, next}; render(items) appends them.
 export function moreButton(onClick) {
 	return h('button', { type: 'button', class: 'btn btn-ghost more', text: t('common.more'), onclick: onClick });
+}
+
+// stat(value, label): one figure of a row of figures.
+export function stat(n, label) {
+	return h('div', { class: 'stat' }, h('span', { class: 'stat-n', text: n }), h('span', { class: 'stat-l', text: label }));
+}
+
+// pager(list, more, fetchPage, draw): a list loaded a page at a time.
+// fetchPage(cursor) resolves to [items, next_cursor]; draw(rows) shows
+// all rows so far in list; a "Load more" button in more asks for the next
+// page.  p.load() starts again; p.rows can be changed and drawn again.
+export function pager(list, more, fetchPage, draw) {
+	const p = { rows: [] };
+	p.load = async (cursor) => {
+		if (!cursor) { p.rows = []; replace(list, loading()); }
+		more.replaceChildren();
+		try {
+			const [items, next] = await fetchPage(cursor);
+			p.rows.push(...items);
+			draw(p.rows);
+			if (next) more.append(moreButton(() => p.load(next)));
+		} catch (e) {
+			replace(list, errorBox(e, () => p.load(cursor)));
+		}
+	};
+	return p;
 }

@@ -5,7 +5,7 @@ import { t, fmtNumber, fmtDate, fmtMoney, LANGUAGES, setLang } from '../i18n.js'
 import { get, put, post, del, qs } from '../api.js';
 import * as session from '../session.js';
 import { hasPayments } from '../features.js';
-import { page, field, form, notice, loading, empty, errorBox, table, moreButton, badge } from '../ui.js';
+import { page, field, form, notice, loading, empty, errorBox, table, badge, stat, pager } from '../ui.js';
 
 export function profile({ outlet }) {
 	const u = session.getUser();
@@ -70,32 +70,20 @@ export function credits({ outlet }) {
 	const ledger = h('div');
 	const more = h('div');
 	const tx = h('div');
-	let cursor = null;
-	const rows = [];
-
-	async function load(next) {
-		if (!next) replace(ledger, loading());
-		more.replaceChildren();
-		try {
-			const r = await get(`/api/user/credits${qs({ limit: 50, cursor: next })}`);
-			session.setCredits(r.credits);
-			replace(head,
-				h('div', { class: 'stat' }, h('span', { class: 'stat-n', text: fmtNumber(r.credits) }), h('span', { class: 'stat-l', text: t('credits.balance') })),
-				h('div', { class: 'stat' }, h('span', { class: 'stat-n', text: t(`plan.${r.plan}`) }), h('span', { class: 'stat-l', text: t('credits.plan') })));
-			rows.push(...r.ledger);
-			cursor = r.next_cursor;
-			if (!rows.length) replace(ledger, empty(t('credits.empty')));
-			else replace(ledger, table(t('credits.history'), [
-				[t('credits.when'), (x) => h('time', { datetime: x.created_at, text: fmtDate(x.created_at) })],
-				[t('credits.what'), (x) => t(`reason.${x.reason}`) === `reason.${x.reason}` ? x.reason : t(`reason.${x.reason}`)],
-				[t('credits.change'), (x) => h('span', { class: x.delta < 0 ? 'neg' : 'pos', text: (x.delta > 0 ? '+' : '') + fmtNumber(x.delta) }), 'num'],
-				[t('credits.after'), (x) => fmtNumber(x.balance_after), 'num'],
-			], rows));
-			if (cursor) more.append(moreButton(() => load(cursor)));
-		} catch (e) {
-			replace(ledger, errorBox(e, () => load(next)));
-		}
-	}
+	const p = pager(ledger, more, async (cursor) => {
+		const r = await get(`/api/user/credits${qs({ limit: 50, cursor })}`);
+		session.setCredits(r.credits);
+		replace(head, stat(fmtNumber(r.credits), t('credits.balance')), stat(t(`plan.${r.plan}`), t('credits.plan')));
+		return [r.ledger, r.next_cursor];
+	}, (rows) => {
+		if (!rows.length) replace(ledger, empty(t('credits.empty')));
+		else replace(ledger, table(t('credits.history'), [
+			[t('credits.when'), (x) => h('time', { datetime: x.created_at, text: fmtDate(x.created_at) })],
+			[t('credits.what'), (x) => (t(`reason.${x.reason}`) === `reason.${x.reason}` ? x.reason : t(`reason.${x.reason}`))],
+			[t('credits.change'), (x) => h('span', { class: x.delta < 0 ? 'neg' : 'pos', text: (x.delta > 0 ? '+' : '') + fmtNumber(x.delta) }), 'num'],
+			[t('credits.after'), (x) => fmtNumber(x.balance_after), 'num'],
+		], rows));
+	});
 
 	async function loadTransactions() {
 		if (!(await hasPayments())) return;
@@ -115,6 +103,6 @@ export function credits({ outlet }) {
 	}
 
 	outlet.append(page(t('credits.title'), head, h('h2', { text: t('credits.history') }), ledger, more, tx));
-	load();
+	p.load();
 	loadTransactions();
 }

@@ -6,7 +6,7 @@ import { t, fmtNumber, fmtMoney, fmtDate } from '../i18n.js';
 import { get, put, qs } from '../api.js';
 import * as session from '../session.js';
 import { hasAdmin } from '../features.js';
-import { page, loading, errorBox, empty, notice, table, badge, moreButton, action, errorText } from '../ui.js';
+import { page, loading, errorBox, empty, notice, table, badge, action, errorText, stat, pager } from '../ui.js';
 
 const TABS = ['overview', 'users', 'transactions', 'settings'];
 
@@ -19,10 +19,6 @@ export async function admin({ params, outlet }) {
 	if (session.getUser()?.role !== 'admin') { replace(body, notice(t('admin.forbidden'), 'error')); return; }
 	if (!(await hasAdmin())) { replace(body, empty(t('admin.unavailable'))); return; }
 	({ overview, users, transactions, settings })[tab](body);
-}
-
-function stat(n, label) {
-	return h('div', { class: 'stat' }, h('span', { class: 'stat-n', text: n }), h('span', { class: 'stat-l', text: label }));
 }
 
 async function overview(body) {
@@ -53,33 +49,29 @@ async function overview(body) {
 	} catch (e) { replace(body, errorBox(e, () => overview(body))); }
 }
 
+// filters(controls [[id, label, element]], onSubmit): a row of filters.
+function filters(controls, onSubmit) {
+	const f = h('form', { class: 'filters', role: 'search' },
+		controls.map(([id, label, el]) => { el.id = id; return [h('label', { for: id, class: 'visually-hidden', text: label }), el]; }),
+		h('button', { type: 'submit', class: 'btn', text: t('common.search') }));
+	f.addEventListener('submit', (e) => { e.preventDefault(); onSubmit(); });
+	return f;
+}
+
+const options = (pairs) => pairs.map(([v, l]) => h('option', { value: v, text: l }));
+
 function users(body) {
-	const q = h('input', { type: 'search', id: 'admin-q', placeholder: t('admin.search_users') });
-	const plan = h('select', { id: 'admin-plan' }, [['', t('admin.any_plan')], ['free', t('plan.free')], ['plus', t('plan.plus')], ['business', t('plan.business')]].map(([v, l]) => h('option', { value: v, text: l })));
+	const q = h('input', { type: 'search', placeholder: t('admin.search_users') });
+	const plan = h('select', null, options([['', t('admin.any_plan')], ...['free', 'plus', 'business'].map((p) => [p, t(`plan.${p}`)])]));
 	const list = h('div');
 	const more = h('div');
 	const msg = h('div');
-	let cursor = null;
-	let rows = [];
-	const filters = h('form', { class: 'filters', role: 'search' },
-		h('label', { for: 'admin-q', class: 'visually-hidden', text: t('admin.search_users') }), q,
-		h('label', { for: 'admin-plan', class: 'visually-hidden', text: t('profile.plan') }), plan,
-		h('button', { type: 'submit', class: 'btn', text: t('common.search') }));
-	filters.addEventListener('submit', (e) => { e.preventDefault(); load(); });
+	const p = pager(list, more, async (cursor) => {
+		const r = await get(`/api/admin/users${qs({ q: q.value.trim(), plan: plan.value, limit: 50, cursor })}`);
+		return [r.users, r.next_cursor];
+	}, draw);
 
-	async function load(next) {
-		if (!next) { rows = []; replace(list, loading()); }
-		more.replaceChildren();
-		try {
-			const r = await get(`/api/admin/users${qs({ q: q.value.trim(), plan: plan.value, limit: 50, cursor: next })}`);
-			rows.push(...r.users);
-			cursor = r.next_cursor;
-			draw();
-			if (cursor) more.append(moreButton(() => load(cursor)));
-		} catch (e) { replace(list, errorBox(e, () => load(next))); }
-	}
-
-	function draw() {
+	function draw(rows) {
 		if (!rows.length) { replace(list, empty(t('admin.no_users'))); return; }
 		replace(list, table(t('admin.users'), [
 			[t('auth.email'), (u) => h('span', null, u.email, u.role === 'admin' ? [' ', badge('admin', 'info')] : null, u.banned ? [' ', badge(t('admin.banned'), 'failed')] : null)],
@@ -94,8 +86,8 @@ function users(body) {
 
 	function editor(u) {
 		const d = h('details', { class: 'row-edit' }, h('summary', { text: t('admin.edit') }));
-		const planSel = h('select', { name: 'plan' }, ['free', 'plus', 'business'].map((p) => h('option', { value: p, text: t(`plan.${p}`), selected: p === u.plan })));
-		const role = h('select', { name: 'role' }, ['user', 'admin'].map((p) => h('option', { value: p, text: p, selected: p === u.role })));
+		const planSel = h('select', { name: 'plan' }, ['free', 'plus', 'business'].map((x) => h('option', { value: x, text: t(`plan.${x}`), selected: x === u.plan })));
+		const role = h('select', { name: 'role' }, ['user', 'admin'].map((x) => h('option', { value: x, text: x, selected: x === u.role })));
 		const delta = h('input', { type: 'number', name: 'credits_delta', step: '1', value: '0' });
 		const banned = h('input', { type: 'checkbox', name: 'banned', checked: !!u.banned });
 		const verified = h('input', { type: 'checkbox', name: 'email_verified', checked: !!u.email_verified });
@@ -115,8 +107,8 @@ function users(body) {
 			if (!Object.keys(change).length) return;
 			action(save, async () => {
 				const r = await put(`/api/admin/users/${u.id}`, change);
-				rows = rows.map((x) => (x.id === u.id ? r.user : x));
-				draw();
+				p.rows = p.rows.map((x) => (x.id === u.id ? r.user : x));
+				draw(p.rows);
 				announce(t('admin.saved'));
 				replace(msg, notice(t('admin.saved_user', { email: r.user.email }), 'ok'));
 			}, (e2) => replace(msg, notice(errorText(e2), 'error')));
@@ -125,37 +117,24 @@ function users(body) {
 		return d;
 	}
 
-	replace(body, filters, msg, list, more);
-	load();
+	replace(body, filters([['admin-q', t('admin.search_users'), q], ['admin-plan', t('profile.plan'), plan]], () => p.load()), msg, list, more);
+	p.load();
 }
 
 function transactions(body) {
-	const type = h('select', { id: 'tx-type' }, [['', t('admin.any_type')], 'subscription', 'credits', 'referral', 'cashout'].map((x) => (Array.isArray(x) ? h('option', { value: x[0], text: x[1] }) : h('option', { value: x, text: t(`tx.${x}`) }))));
-	const status = h('select', { id: 'tx-status' }, [['', t('admin.any_status')], 'pending', 'completed', 'failed', 'refunded'].map((x) => (Array.isArray(x) ? h('option', { value: x[0], text: x[1] }) : h('option', { value: x, text: t(`status.${x}`) }))));
+	const type = h('select', null, options([['', t('admin.any_type')], ...['subscription', 'credits', 'referral', 'cashout'].map((x) => [x, t(`tx.${x}`)])]));
+	const status = h('select', null, options([['', t('admin.any_status')], ...['pending', 'completed', 'failed', 'refunded'].map((x) => [x, t(`status.${x}`)])]));
 	type.value = 'cashout';
 	status.value = 'pending';
 	const list = h('div');
 	const more = h('div');
 	const msg = h('div');
-	let rows = [];
-	const filters = h('form', { class: 'filters' },
-		h('label', { for: 'tx-type', class: 'visually-hidden', text: t('admin.type') }), type,
-		h('label', { for: 'tx-status', class: 'visually-hidden', text: t('credits.status') }), status,
-		h('button', { type: 'submit', class: 'btn', text: t('common.search') }));
-	filters.addEventListener('submit', (e) => { e.preventDefault(); load(); });
+	const p = pager(list, more, async (cursor) => {
+		const r = await get(`/api/admin/transactions${qs({ type: type.value, status: status.value, limit: 50, cursor })}`);
+		return [r.transactions, r.next_cursor];
+	}, draw);
 
-	async function load(next) {
-		if (!next) { rows = []; replace(list, loading()); }
-		more.replaceChildren();
-		try {
-			const r = await get(`/api/admin/transactions${qs({ type: type.value, status: status.value, limit: 50, cursor: next })}`);
-			rows.push(...r.transactions);
-			draw();
-			if (r.next_cursor) more.append(moreButton(() => load(r.next_cursor)));
-		} catch (e) { replace(list, errorBox(e, () => load(next))); }
-	}
-
-	function draw() {
+	function draw(rows) {
 		if (!rows.length) { replace(list, empty(t('admin.no_transactions'))); return; }
 		replace(list, table(t('admin.transactions'), [
 			[t('credits.when'), (x) => fmtDate(x.created_at)],
@@ -172,8 +151,8 @@ function transactions(body) {
 		const no = h('button', { type: 'button', class: 'btn btn-small btn-danger', text: t('admin.mark_failed') });
 		const go = (b, s) => action(b, async () => {
 			const r = await put(`/api/admin/transactions/${x.id}`, { status: s });
-			rows = rows.map((y) => (y.id === x.id ? { ...y, ...r.transaction } : y));
-			draw();
+			p.rows = p.rows.map((y) => (y.id === x.id ? { ...y, ...r.transaction } : y));
+			draw(p.rows);
 			announce(t('admin.saved'));
 		}, (e) => replace(msg, notice(errorText(e), 'error')));
 		ok.addEventListener('click', () => go(ok, 'completed'));
@@ -181,8 +160,8 @@ function transactions(body) {
 		return h('span', { class: 'btn-group' }, ok, no);
 	}
 
-	replace(body, filters, msg, list, more);
-	load();
+	replace(body, filters([['tx-type', t('admin.type'), type], ['tx-status', t('credits.status'), status]], () => p.load()), msg, list, more);
+	p.load();
 }
 
 async function settings(body) {

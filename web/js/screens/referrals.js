@@ -6,7 +6,7 @@ import { t, fmtNumber, fmtMoney, fmtDate } from '../i18n.js';
 import { get, post } from '../api.js';
 import * as session from '../session.js';
 import { hasReferralStats } from '../features.js';
-import { page, loading, errorBox, notice, field, form, table, badge, empty } from '../ui.js';
+import { page, loading, errorBox, notice, field, form, table, badge, empty, stat } from '../ui.js';
 
 export function referrals({ outlet }) {
 	const u = session.getUser();
@@ -99,8 +99,4 @@ export function referrals({ outlet }) {
 	}
 
 	load();
-}
-
-function stat(n, label) {
-	return h('div', { class: 'stat' }, h('span', { class: 'stat-n', text: n }), h('span', { class: 'stat-l', text: label }));
 }
