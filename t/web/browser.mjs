@@ -134,6 +134,9 @@ const password = 'a long browser password';
 
 async function main() {
 	// --- static and headers ----------------------------------------------
+	await page.goto(`${BASE}/?ref=${process.env.WEB_REF}`);
+	await page.waitForURL(/\/signup\?ref=/);
+	ok(true, 'an invitation to the bare site leads to sign-up, keeping ?ref=');
 	const res = await page.goto(`${BASE}/signup?ref=${process.env.WEB_REF}`);
 	const h = res.headers();
 	ok(/script-src 'self'/.test(h['content-security-policy'] || '') && !/unsafe-inline/.test(h['content-security-policy']),

@@ -13,7 +13,9 @@ import { referrals } from './screens/referrals.js';
 import { admin } from './screens/admin.js';
 import { page } from './ui.js';
 
-route('/', 'any', () => navigate(session.isSignedIn() ? '/chat' : '/signin', { replace: true }));
+// An invitation link may be the bare site with ?ref=: it leads to sign-up.
+route('/', 'any', ({ query }) => navigate(session.isSignedIn() ? '/chat'
+	: query.get('ref') ? `/signup?ref=${encodeURIComponent(query.get('ref'))}` : '/signin', { replace: true }));
 route('/signup', 'guest', auth.signup);
 route('/check-email', 'guest', auth.checkEmail);
 route('/verify-email', 'any', auth.verify);
