@@ -15,10 +15,8 @@ use Test::More;
 use lib 't/lib';
 use Miky::Test qw(error_is);
 use Miky::FakeOpenAI qw(set_settings);
-use IO::Select;
 use IO::Socket::INET;
-use IO::Socket::UNIX;
-use Time::HiRes qw(time sleep);
+use Miky::FCGI;
 
 my $fake = Miky::FakeOpenAI->new;
 # One worker: its 4 places are the whole app's.
@@ -31,68 +29,28 @@ sub credits { $dbh->selectrow_array('SELECT credits FROM users WHERE id = ?', un
 
 # --- 402 before the body, over the FastCGI socket ----------------------------------
 
-# A FastCGI request (RESPONDER, id 1) with these params and this much of
-# stdin (undef: none at all, the stream left open); returns what the app
-# wrote to stdout within $timeout seconds, and whether it ended.
-sub fcgi {
-	my ($params, $stdin, $timeout) = @_;
-	my $s = IO::Socket::UNIX->new(Peer => $t->dir . '/miky.sock') or die "connect: $!";
-	my $rec = sub {
-		my ($type, $content) = @_;
-		my $pad = (8 - length($content) % 8) % 8;
-		return pack('CCnnCC', 1, $type, 1, length $content, $pad, 0) . $content . ("\0" x $pad);
-	};
-	my $len = sub { my $n = length shift; $n < 128 ? pack('C', $n) : pack('N', $n | 0x80000000) };
-	my $p = join '', map { $len->($_) . $len->($params->{$_}) . $_ . $params->{$_} } sort keys %$params;
-	print $s $rec->(1, pack('nCx5', 1, 0)) . $rec->(4, $p) . $rec->(4, '');
-	if (defined $stdin) {
-		for (my $i = 0; $i < length $stdin; $i += 60000) {
-			print $s $rec->(5, substr($stdin, $i, 60000));
-		}
-		print $s $rec->(5, '');
-	}
-	my ($buf, $out, $ended) = ('', '', 0);
-	my $sel = IO::Select->new($s);
-	my $deadline = time + $timeout;
-	while (!$ended && time < $deadline && $sel->can_read($deadline - time)) {
-		sysread($s, $buf, 65536, length $buf) or last;
-		while (length $buf >= 8) {
-			my ($v, $type, $id, $clen, $plen) = unpack 'CCnnC', $buf;
-			last if length $buf < 8 + $clen + $plen;
-			my $content = substr($buf, 8, $clen);
-			substr($buf, 0, 8 + $clen + $plen) = '';
-			$out .= $content if $type == 6;
-			$ended = 1 if $type == 3;
-		}
-	}
-	close $s;
-	return ($out, $ended);
-}
-
 my $poor = $t->user(first_name => 'Poor');
 $dbh->do(q{WITH u AS (UPDATE users SET credits = 2 WHERE id = ? RETURNING id)
 	INSERT INTO credit_ledger (user_id, delta, balance_after, reason, ref) SELECT id, -98, 2, 'admin', 'test' FROM u},
 	undef, $poor->{id});
 my $rich = $t->user(first_name => 'Rich');
 my %base = (REQUEST_METHOD => 'POST', REQUEST_URI => $URL, CONTENT_TYPE => 'audio/webm',
-	REMOTE_ADDR => '127.0.0.1', SERVER_PROTOCOL => 'HTTP/1.1');
+	REMOTE_ADDR => '127.0.0.1');
+my $SOCK = $t->dir . '/miky.sock';
 {
-	my $t0 = time;
-	my ($out, $ended) = fcgi({ %base, CONTENT_LENGTH => 20 * 1024 * 1024,
-		HTTP_AUTHORIZATION => "Bearer $poor->{access_token}" }, undef, 10);
-	my $took = time - $t0;
-	like($out, qr/^Status: 402/, 'short of credits, 20 MiB announced and none sent: 402') or diag $out;
-	like($out, qr/"insufficient_credits"/, 'insufficient_credits');
-	ok($ended, 'and the request ended, with no byte of the body read');
-	note sprintf 'answered in %.2f s', $took;
+	my ($status, $h, $body) = eval { Miky::FCGI::request($SOCK, { %base, CONTENT_LENGTH => 20 * 1024 * 1024,
+		HTTP_AUTHORIZATION => "Bearer $poor->{access_token}" }, undef, timeout => 10) };
+	is($status, 402, 'short of credits, 20 MiB announced and none sent: 402, the request ended')
+		or diag $@ || $body;
+	like($body // '', qr/"insufficient_credits"/, 'insufficient_credits');
 	is(credits($poor), 2, 'nothing charged');
 
 	# Control: the same client, a caller with credits and the body.
 	my $audio = "v-fcgi\r\n" . ('x' x 5000);
-	($out, $ended) = fcgi({ %base, CONTENT_LENGTH => length $audio,
-		HTTP_AUTHORIZATION => "Bearer $rich->{access_token}" }, $audio, 20);
-	like($out, qr/^Status: 200/, 'control: with credits and the body sent, 200 over the same client') or diag $out;
-	like($out, qr/Fake transcript of 5008 bytes/, 'transcribed');
+	($status, $h, $body) = Miky::FCGI::request($SOCK, { %base,
+		HTTP_AUTHORIZATION => "Bearer $rich->{access_token}" }, $audio, timeout => 20);
+	is($status, 200, 'control: with credits and the body sent, 200 over the same client') or diag $body;
+	like($body, qr/Fake transcript of 5008 bytes/, 'transcribed');
 
 	# Through nginx too (which takes the whole body first).
 	my $tx = $t->json_req(POST => $URL, 'v-poor' . ('y' x 1_000_000), { %{ $t->auth($poor) }, 'Content-Type' => 'audio/webm' });
