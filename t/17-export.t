@@ -5,13 +5,16 @@
 # must break by id) comes back as one valid JSON document, complete and
 # in order, sent in pieces (chunked, no Content-Length) by a worker
 # whose peak memory grows by far less than the document.  A small export
-# keeps its Content-Length.  Nobody else's rows appear, and a client
-# that leaves mid-export leaves the worker serving.
+# keeps its Content-Length.  Nobody else's rows appear, a client that
+# leaves mid-export leaves the worker serving, and an export that fails
+# after its first byte ends its transfer cut short (no last chunk), never
+# as if it were whole.
 use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
 use Miky::Test;
+use DBI;
 use IO::Socket::INET;
 use Mojo::JSON qw(decode_json);
 use Time::HiRes qw(time);
@@ -180,9 +183,42 @@ SKIP: {
 	close $sock;
 }
 $t->tm->get_ok('/api/health')->status_is(200, 'the app serves after a client left mid-export');
+
+# --- an error after the first byte: the transfer is cut, not ended -------------------
+
+# The referrals come last: locked away, the export streams everything
+# before them and then waits; its database session is then ended.
+{
+	my $locker = DBI->connect('dbi:Pg:' . join(';', "dbname=" . $t->dbname, "host=$t->{pghost}",
+		"port=$t->{pgport}", 'user=miky'), undef, undef, { RaiseError => 1, AutoCommit => 0 });
+	$locker->do('LOCK TABLE referrals IN ACCESS EXCLUSIVE MODE');
+	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port, Proto => 'tcp')
+		or die "connect: $!";
+	print $sock "GET /api/user/export HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+		. "Authorization: Bearer $x->{access_token}\r\n\r\n";
+	my $waiting = $t->wait_for(sub {
+		$dbh->selectrow_array(q{SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%FROM referrals%'})
+	}, 30, 'the export to reach the referrals');
+	ok($waiting, 'the export streamed up to the referrals and waits');
+	$dbh->selectrow_array('SELECT pg_terminate_backend(?)', undef, $waiting) if $waiting;
+	$locker->rollback;
+	$locker->disconnect;
+	my $got = '';
+	while (sysread($sock, my $chunk, 1 << 20)) { $got .= $chunk }
+	close $sock;
+	my ($head, $rest) = split /\r\n\r\n/, $got, 2;
+	like($head // '', qr{^HTTP/1\.1 200}, 'it had started: 200');
+	cmp_ok(length($rest // ''), '>', 1e6, sprintf('%.1f MB had been sent', length($rest // '') / 1e6));
+	unlike($rest // '', qr/\r\n0\r\n\r\n\z/, 'the transfer ends without its last chunk: cut, not complete');
+	like($t->log, qr/export cut short after it started/, 'the app logged it');
+	like($t->log, qr/"path":"\/api\/user\/export","status":200[^\n]*"error":"aborted"/, 'and its request line says so');
+}
+$t->tm->get_ok('/api/health')->status_is(200, 'the app serves after an export was cut');
 is(export_of($s)->res->code, 200, 'and exports');
 
 is_deeply([ $t->worker_pids ], [ $worker ], 'the same worker throughout');
-unlike($t->log, qr/"level":"(?:error|crit)"/, 'no errors in the log');
+unlike($t->log =~ s/^.*(?:export cut short|db STMT_EXPORT|terminating connection).*\n//mgr, qr/"level":"(?:error|crit)"/,
+	'no other errors in the log');
 
 $t->done;
