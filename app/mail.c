@@ -14,9 +14,9 @@ static const struct {
 	[MAIL_RESET] = { "reset", "/reset-password" },
 	[MAIL_ALREADY_REGISTERED] = { "already_registered", "/signin" },
 	[MAIL_PASSWORD_CHANGED] = { "password_changed", "/forgot-password" },
-	[MAIL_REFERRAL_CREDITS] = { "referral_credits", "/referrals" },
-	[MAIL_REFERRAL_CASH] = { "referral_cash", "/referrals" },
-	[MAIL_PAYMENT_FAILED] = { "payment_failed", "/billing" },
+	[MAIL_REFERRAL_CREDITS] = { "referral_credits", "/invite" },
+	[MAIL_REFERRAL_CASH] = { "referral_cash", "/invite" },
+	[MAIL_PAYMENT_FAILED] = { "payment_failed", "/plans" },
 };
 
 /*

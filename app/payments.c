@@ -136,10 +136,10 @@ checkout_common(struct request *r, struct buf *form, const char *customer,
 	url_form_add(form, "customer", customer);
 	url_form_add(form, "client_reference_id", uid);
 	url_form_add(form, "success_url", arena_printf(r->arena,
-	    "%s/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}",
+	    "%s/billing/success?session_id={CHECKOUT_SESSION_ID}",
 	    conf.public_base_url));
 	url_form_add(form, "cancel_url", arena_printf(r->arena,
-	    "%s/billing?checkout=cancel", conf.public_base_url));
+	    "%s/billing/cancel", conf.public_base_url));
 	url_form_add(form, "line_items[0][quantity]", "1");
 	url_form_add(form, "metadata[user_id]", uid);
 	url_form_add(form, "metadata[kind]", kind);

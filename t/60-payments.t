@@ -117,9 +117,9 @@ is($f->{'line_items[0][quantity]'}, 1, 'one item');
 is($f->{'line_items[0][price_data][unit_amount]'}, 499, 'the price from the settings');
 is($f->{'line_items[0][price_data][currency]'}, 'usd', 'the currency from the settings');
 like($f->{'line_items[0][price_data][product_data][name]'}, qr/500/, 'a product name');
-is($f->{success_url}, $t->base . '/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}',
+is($f->{success_url}, $t->base . '/billing/success?session_id={CHECKOUT_SESSION_ID}',
 	'success_url on PUBLIC_BASE_URL');
-is($f->{cancel_url}, $t->base . '/billing?checkout=cancel', 'cancel_url on PUBLIC_BASE_URL');
+is($f->{cancel_url}, $t->base . '/billing/cancel', 'cancel_url on PUBLIC_BASE_URL');
 is(scalar $dbh->selectrow_array('SELECT count(*) FROM transactions'), 0,
 	'a Checkout Session is no transaction: the webhook records payments');
 
