@@ -47,27 +47,21 @@ package Miky::FakeStripe;
 use strict;
 use warnings;
 
+use parent -norequire, 'Miky::FakePeer';
+use Miky::FakePeer;
 use Carp qw(croak);
 use Digest::SHA qw(hmac_sha256_hex);
 use Exporter qw(import);
-use Fcntl qw(:flock);
-use File::Path qw(remove_tree);
-use File::Spec;
-use File::Temp qw(tempdir);
-use IO::Socket::INET;
 use Mojo::IOLoop;
-use Mojo::JSON qw(decode_json encode_json false true);
-use Mojo::Server::Daemon;
+use Mojo::JSON qw(encode_json false true);
 use Mojo::UserAgent;
 use Mojolicious;
-use POSIX ();
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(time);
 
 our @EXPORT_OK = qw(event sign deliver deliver_p checkout_session invoice
 	subscription charge);
 
 our $WEBHOOK_SECRET = 'whsec_test_0123456789abcdefghijklmnopqrstuv';
-my @LIVE;
 my $SEQ = 0;
 
 sub _uid { sprintf '%s%d%05d', $_[0], $$, ++$SEQ }
@@ -76,38 +70,13 @@ sub _uid { sprintf '%s%d%05d', $_[0], $$, ++$SEQ }
 
 sub new {
 	my ($class, %opt) = @_;
-	my $parent = $ENV{MIKY_TEST_TMP} // File::Spec->tmpdir;
 	my $self = bless {
-		key   => $opt{key} // 'sk_test_' . join('', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 24),
-		dir   => tempdir('miky-stripe-XXXXXX', DIR => $parent, CLEANUP => 0),
-		owner => $$,
+		key => $opt{key} // 'sk_test_' . join('', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 24),
 	}, $class;
-	chmod 0755, $self->{dir};
-	$self->{log} = "$self->{dir}/requests.jsonl";
-	open my $fh, '>', $self->{log} or croak "$self->{log}: $!";
-	close $fh;
-	my $sock = IO::Socket::INET->new(Listen => 1024, LocalAddr => '127.0.0.1',
-		LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
-		or croak "fake Stripe: no port: $!";
-	$self->{port} = $sock->sockport;
-	my $fd = fileno $sock;
-	my $ppid = $$;
-	my $pid = fork // croak "fork: $!";
-	if (!$pid) {
-		$SIG{$_} = 'DEFAULT' for qw(INT TERM HUP);
-		$SIG{PIPE} = 'IGNORE';
-		my $ok = eval { $self->_serve($fd, $ppid); 1 };
-		print STDERR "fake Stripe: $@" unless $ok;
-		POSIX::_exit($ok ? 0 : 1);
-	}
-	close $sock;
-	$self->{pid} = $pid;
-	push @LIVE, $self;
-	return $self;
+	return $self->start('stripe');
 }
 
 sub key  { $_[0]{key} }
-sub port { $_[0]{port} }
 sub url  { "http://127.0.0.1:$_[0]{port}" }
 
 sub env {
@@ -144,48 +113,14 @@ sub add_subscription {
 # replayed, injected }.
 sub requests {
 	my ($self, %f) = @_;
-	open my $fh, '<:raw', $self->{log} or return;
-	my @all;
-	while (my $line = <$fh>) {
-		next unless $line =~ /\n\z/;
-		my $r = eval { decode_json($line) } or next;
-		push @all, $r;
-	}
-	close $fh;
+	my @all = $self->records;
 	@all = grep { $_->{path} eq $f{path} } @all if defined $f{path};
 	@all = grep { $_->{path} =~ $f{path_like} } @all if defined $f{path_like};
 	@all = grep { $_->{method} eq $f{method} } @all if defined $f{method};
 	return @all;
 }
 
-sub stop {
-	my $self = shift;
-	return if $$ != $self->{owner};
-	my $pid = delete $self->{pid} or return;
-	kill 'TERM', $pid;
-	for (1 .. 100) {
-		last if waitpid($pid, POSIX::WNOHANG()) != 0;
-		sleep 0.05;
-	}
-	if (kill 0, $pid) {
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-	}
-	remove_tree($self->{dir}) unless ($ENV{MIKY_TEST_KEEP} // '') eq '1';
-}
-
-sub DESTROY { local ($@, $!, $?); $_[0]->stop }
-END { local ($@, $!, $?); $_->stop for grep { defined } @LIVE }
-
 # --- the child's side -------------------------------------------------------
-
-sub _record {
-	my ($self, $r) = @_;
-	open my $fh, '>>:raw', $self->{log} or return;
-	flock $fh, LOCK_EX;
-	print $fh encode_json($r) . "\n";
-	close $fh;
-}
 
 sub _error {
 	my ($status, $type, $message) = @_;
@@ -293,10 +228,7 @@ sub _serve {
 		$self->_record($rec);
 		$c->render(status => $status, json => $body);
 	});
-	my $daemon = Mojo::Server::Daemon->new(app => $app, silent => 1,
-		listen => ["http://127.0.0.1?fd=$fd"], inactivity_timeout => 60);
-	Mojo::IOLoop->recurring(0.5 => sub { Mojo::IOLoop->stop if getppid() != $ppid });
-	$daemon->run;
+	$self->daemon($app, $fd, $ppid, inactivity_timeout => 60);
 }
 
 sub _customer {
