@@ -444,7 +444,8 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	 * subscription $2, status $3, plan $4, period end $5, cancel at
 	 * period end $6 (NULL: unchanged).  Applied only if
 	 *  - it is not older than the last event applied (a canceled
-	 *    subscription's own 'canceled' always applies),
+	 *    subscription's own 'canceled' always applies; with $7 NULL, an
+	 *    event without a clock, only while none was applied),
 	 *  - a subscription canceled stays canceled (Stripe never revives
 	 *    one), and
 	 *  - it is the user's subscription, or the user has none live (a

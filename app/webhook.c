@@ -57,6 +57,7 @@
  * recorded before anything else.  Reads that find the user (by Stripe
  * customer, or a payment by its charge) take no lock.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,10 +138,15 @@ plan_of(struct event *ev, const char *price, const char *meta_plan,
 	return paid_plan(ev, meta_plan, p);
 }
 
-/* Moves the subscription mirror (STMT_SUB_APPLY); logs if ignored. */
+/*
+ * Moves the subscription mirror (STMT_SUB_APPLY); logs if ignored.  An
+ * event that is not `clocked` applies only to a mirror that has taken
+ * no event yet, and does not move its clock.
+ */
 static int
 sub_apply(struct event *ev, const char *sub, const char *status,
-    const char *plan, long long period_end, int cancel, struct db_err *err)
+    const char *plan, long long period_end, int cancel, bool clocked,
+    struct db_err *err)
 {
 	char end[24];
 	PGresult *res;
@@ -148,7 +154,7 @@ sub_apply(struct event *ev, const char *sub, const char *status,
 	snprintf(end, sizeof(end), "%lld", period_end);
 	if ((res = sql_run(ev->r, STMT_SUB_APPLY, ARGS(ev->user, sub, status,
 	    plan, period_end > 0 ? end : NULL, cancel < 0 ? NULL : cancel ?
-	    "true" : "false", ev->created), err)) == NULL)
+	    "true" : "false", clocked ? ev->created : NULL), err)) == NULL)
 		return -1;
 	if (sql_rows(res) == 0)
 		log_info("stripe event %s (%s): older than the subscription "
@@ -236,10 +242,14 @@ checkout(struct event *ev, const char *status, struct db_err *err)
 		return -1;
 	if ((sub = stripe_id(s, "subscription")) == NULL)
 		return 0;
-	/* Paid: the subscription is active; else its own events will say. */
+	/*
+	 * Paid: the subscription is active.  The Checkout's word is the
+	 * weakest -- Stripe sends it after the subscription's own events --
+	 * so it counts only until one of those arrived, and sets no clock.
+	 */
 	return sub_apply(ev, sub, strcmp(status, "completed") == 0 ? "active" :
 	    NULL, paid_plan(ev, stripe_str(s, "metadata.plan"), &p), 0, -1,
-	    err);
+	    false, err);
 }
 
 static int
@@ -334,7 +344,8 @@ on_invoice_paid(struct event *ev, struct db_err *err)
 		return -1;
 	if (in.sub == NULL)
 		return 0;
-	return sub_apply(ev, in.sub, "active", in.plan, in.period_end, -1, err);
+	return sub_apply(ev, in.sub, "active", in.plan, in.period_end, -1, true,
+	    err);
 }
 
 static int
@@ -363,7 +374,7 @@ on_invoice_failed(struct event *ev, struct db_err *err)
 		return -1;
 	if (in.sub == NULL)
 		return 0;
-	return sub_apply(ev, in.sub, "past_due", NULL, 0, -1, err);
+	return sub_apply(ev, in.sub, "past_due", NULL, 0, -1, true, err);
 }
 
 /* --- subscriptions ---------------------------------------------------------- */
@@ -399,7 +410,7 @@ subscription(struct event *ev, bool deleted, struct db_err *err)
 	    "items.data.0.current_period_end", 0));
 	return sub_apply(ev, stripe_str(s, "id"), status, plan_of(ev, price,
 	    stripe_str(s, "metadata.plan"), &p), end, stripe_bool(s,
-	    "cancel_at_period_end"), err);
+	    "cancel_at_period_end"), true, err);
 }
 
 static int

@@ -231,6 +231,21 @@ is(row('SELECT stripe_subscription_id FROM users WHERE id = ?', undef, $s2->{id}
 deliver($t, event('customer.subscription.updated', { %$sb2, cancel_at_period_end => Mojo::JSON::true }, created => $ts + 60));
 is(row('SELECT subscription_cancel_at_period_end FROM users WHERE id = ?', undef, $s2->{id}), 1, 'cancel_at_period_end mirrored');
 
+# A new subscription as Stripe reports it -- created, its first invoice paid,
+# then the Checkout completed -- delivered Checkout first: each counts.
+my $s3 = payer(first_name => 'Order3');
+my $sb3 = subscription(customer => $s3->{customer}, price => 'price_miky_plus', user => $s3->{id});
+my $end3 = $ts + 40 * 86400;
+deliver($t, event('checkout.session.completed', checkout_session(mode => 'subscription', user => $s3->{id},
+	customer => $s3->{customer}, subscription => $sb3->{id}, plan => 'plus'), created => $ts + 2));
+is_deeply(state_of($s3), { plan => 'plus', status => 'active', subscription_plan => 'plus' }, 'the Checkout first: active');
+deliver($t, event('invoice.paid', invoice(customer => $s3->{customer}, subscription => $sb3->{id}, price => 'price_miky_plus',
+	reason => 'subscription_create', period_end => $end3), created => $ts + 1));
+is(row('SELECT floor(extract(epoch FROM subscription_current_period_end)) FROM users WHERE id = ?', undef, $s3->{id}), $end3,
+	'then its invoice (older than the Checkout): the period end is taken');
+deliver($t, event('customer.subscription.created', { %$sb3, status => 'incomplete' }, created => $ts));
+is(state_of($s3)->{status}, 'active', 'and the older "incomplete" of its creation is not');
+
 # --- failed payments: past_due, one mail --------------------------------------------------------
 
 my $f = payer(first_name => 'Fay', language => 'it');
