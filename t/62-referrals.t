@@ -14,6 +14,9 @@ use lib 't/lib';
 use Miky::Test qw(error_is $TS $UUID);
 use Miky::FakeOpenAI qw(set_settings);
 use Miky::FakeStripe qw(event deliver deliver_p checkout_session charge);
+use Miky::Mailer;
+use Encode qw(decode);
+use MIME::Base64 qw(decode_base64);
 use Mojo::Promise;
 
 my $stripe = Miky::FakeStripe->new;
@@ -262,6 +265,36 @@ my $kin1 = $dbh->selectrow_hashref(q{SELECT t.stripe_payment_intent_id AS pi FRO
 	WHERE t.user_id = ? AND t.type = 'credits'}, undef, $kin[1]{id});
 deliver($t, event('charge.refunded', charge(payment_intent => $kin1->{pi})));
 is(cash($k), 500, 'the second refund claws back its 500');
+
+# --- the mails, as the mailer writes them -------------------------------------------------
+
+my $box = $t->dir . '/mailbox';
+my $mailer = start_mailer($t, SMTP_URL => undef, MIKY_MAIL_DIR => $box);
+ok($t->wait_for(sub { !row(q{SELECT count(*) FROM email_outbox WHERE status = 'pending'}) }, 20, 'the outbox sent'),
+	'the mailer sends the reward mails');
+# (subject, text part) of a user's newest mail of a template.
+sub mail_of {
+	my ($u, $template) = @_;
+	my $id = row('SELECT max(id) FROM email_outbox WHERE user_id = ? AND template = ?', undef, $u->{id}, $template);
+	open my $fh, '<:raw', "$box/$id-$template.eml" or return;
+	my $raw = do { local $/; <$fh> };
+	my ($subject) = $raw =~ /^Subject: (.*(?:\r\n[ \t].*)*)\r$/m;
+	$subject =~ s/\r\n[ \t]+/ /g;
+	my ($b64) = $raw =~ m{Content-Type: text/plain[^\r]*\r\nContent-Transfer-Encoding: base64\r\n\r\n(.*?)\r\n--}s;
+	return (decode('MIME-Header', $subject), decode('UTF-8', decode_base64($b64 // '')));
+}
+my ($subj, $text) = mail_of($r, 'referral_credits');
+is($subj, 'Un amico si è unito: hai guadagnato crediti – Miky', 'the credits mail in Italian for Rita');
+like($text, qr/^Ciao Rita,/, 'greets her by first name');
+like($text, qr{\Q${\ $t->base }\E/invite\r?\n}, 'links to the invitations page');
+($subj, $text) = mail_of($r, 'referral_cash');
+is($subj, 'Hai guadagnato un premio in denaro – Miky', 'the cash mail in Italian');
+($subj, $text) = mail_of($k, 'referral_cash');
+is($subj, 'You earned referral cash – Miky', 'in English for Kai');
+like($text, qr/^Hi Kai,/, 'greets him');
+like($text, qr/first payment/, 'says what happened');
+is(stop_mailer($mailer), 0, 'the mailer exits with 0');
+stop_mailers();
 
 # --- the books -------------------------------------------------------------------------------------------
 
