@@ -336,9 +336,15 @@ on_invoice_paid(struct event *ev, struct db_err *err)
 	if ((rc = invoice_payer(ev, &in, err)) <= 0)
 		return rc;
 	/* A period starts or renews: its credits; a proration: none. */
-	if (in.plan != NULL && (strcmp(in.reason, "subscription_create") == 0 ||
-	    strcmp(in.reason, "subscription_cycle") == 0))
-		credits = in.p.monthly_credits;
+	if (strcmp(in.reason, "subscription_create") == 0 ||
+	    strcmp(in.reason, "subscription_cycle") == 0) {
+		if (in.plan != NULL)
+			credits = in.p.monthly_credits;
+		else
+			log_errx("stripe event %s: invoice %s is for a price of "
+			    "no plan (see the plans setting's stripe_price_id): "
+			    "no credits granted", ev->id, in.id);
+	}
 	if ((pay = invoice_record(ev, &in, "completed", stripe_int(ev->obj,
 	    "amount_paid", 0), credits, err)) == NULL || paid(ev, pay, err) != 0)
 		return -1;

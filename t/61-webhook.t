@@ -184,6 +184,17 @@ is(credits($p), $pbase + 14000, "an invoice in the newer API's shape: business's
 is(row('SELECT plan FROM users WHERE id = ?', undef, $p->{id}), 'business', 'and its plan');
 ledger_ok($p, 'invoices');
 
+my $unknown = invoice(customer => $p->{customer}, subscription => $sub->{id}, price => 'price_of_nothing', amount => 999);
+my $pb = credits($p);
+deliver($t, event('invoice.paid', $unknown));
+is(credits($p), $pb, 'an invoice for a price of no plan (no plan in its metadata either): no credits');
+is(row('SELECT status FROM transactions WHERE stripe_invoice_id = ?', undef, $unknown->{id}), 'completed',
+	'but the payment is recorded');
+like($t->log, qr/price of no plan/, 'and the operator is told');
+deliver($t, event('invoice.paid', invoice(customer => $p->{customer}, subscription => $sub->{id},
+	price => 'price_of_nothing', metadata => { plan => 'plus', user_id => $p->{id} })));
+is(credits($p), $pb + 2000, "a price of no plan, the subscription's metadata naming plus: plus's credits");
+
 # invoice.paid and payment_succeeded racing for one invoice.
 my $race = invoice(customer => $p->{customer}, subscription => $sub->{id}, price => 'price_miky_plus', amount => 999);
 my $before = credits($p);
