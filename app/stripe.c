@@ -13,7 +13,6 @@
 #include "lib/xalloc.h"
 
 #define CONNECT_MS	5000
-#define TOTAL_MS	20000		/* one attempt */
 #define PAUSE_MS	250		/* before the 2nd try; doubles */
 #define PAUSE_MAX_MS	2000
 #define LOG_BODY_MAX	300		/* of Stripe's error, in the log */
@@ -85,8 +84,8 @@ stripe_call_or_reply(struct request *r, const char *method, const char *path,
 	c.body = post ? (form != NULL && form->p != NULL ? form->p : "") :
 	    NULL;
 	c.body_len = post && form != NULL ? form->len : 0;
-	c.connect_ms = CONNECT_MS;
-	c.total_ms = TOTAL_MS;
+	c.total_ms = (int)conf.stripe_timeout_ms;	/* one attempt */
+	c.connect_ms = c.total_ms < CONNECT_MS ? c.total_ms : CONNECT_MS;
 	c.watch_fd = -1;	/* a payment step finishes even if the client left */
 	for (attempt = 1; attempt <= STRIPE_ATTEMPTS; attempt++) {
 		if (attempt > 1) {

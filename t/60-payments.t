@@ -57,7 +57,8 @@ error_is(req(POST => '/api/payments/create-subscription', { plan => 'gold' }, $U
 # --- with the fake Stripe ----------------------------------------------------------
 
 $t->stop_app;
-$t->start_app(env => $stripe->env);
+# A Stripe call that hangs is given up after 3 s and tried again.
+$t->start_app(env => { %{ $stripe->env }, MIKY_STRIPE_TIMEOUT_MS => 3000 });
 
 # Unauthenticated, bad inputs.
 error_is(req(POST => '/api/payments/buy-credits', { pack => 'small' }), 401, 'unauthorized', undef, 'buy-credits needs a session');
@@ -143,7 +144,7 @@ set_settings($t, credit_packs => [ { id => 'small', credits => 500, price_cents 
 	{ id => 'large', credits => 3000, price_cents => 1999 } ]);
 
 # Retries: 500 then 200, a dropped connection then 200 -- the same key.
-for my $c ([ 500, '5xx' ], [ 0, 'a dropped connection' ], [ 429, '429' ]) {
+for my $c ([ 500, '5xx' ], [ 0, 'a dropped connection' ], [ 429, '429' ], [ -1, 'no answer (a timeout)' ]) {
 	my $before = () = $stripe->requests(path => '/v1/checkout/sessions');
 	$stripe->fail(POST => '^/v1/checkout/sessions$', $c->[0], 1);
 	$tx = req(POST => '/api/payments/buy-credits', { pack => 'small' }, $U);

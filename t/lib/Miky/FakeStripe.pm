@@ -31,10 +31,10 @@ package Miky::FakeStripe;
 # The test steers it through control endpoints (the parent's methods):
 # fail(method, path_regex, status, count) makes the next `count` matching
 # requests fail with `status` (0: the connection is closed without an
-# answer), add_subscription(%fields) creates one.  Every request is
-# recorded (method, path, headers with lower-case names, the form as a
-# hash, the idempotency key, the status answered, replayed) for
-# requests(%filter).
+# answer; -1: no answer at all), add_subscription(%fields) creates one.
+# Every request is recorded (method, path, headers with lower-case names,
+# the form as a hash, the idempotency key, the status answered, replayed)
+# for requests(%filter).
 #
 # Webhook helpers, exported: event($type, $object, %over) builds an event
 # (id evt_..., created now); sign($body, $secret, $t) is the
@@ -94,7 +94,8 @@ sub _control {
 }
 
 # fail($method, $path_regex, $status, $count = 1): the next $count
-# requests matching fail with $status (0: the connection is dropped).
+# requests matching fail with $status (0: the connection is dropped;
+# -1: nothing is ever answered).
 sub fail {
 	my ($self, $method, $path, $status, $count) = @_;
 	$self->_control(fail => { method => $method, path => $path,
@@ -199,6 +200,10 @@ sub _serve {
 			$rec->{injected} = 1;
 			$rec->{status} = $fail->{status};
 			$self->_record($rec);
+			if ($fail->{status} < 0) {
+				$c->inactivity_timeout(600);
+				return $c->render_later;    # no answer, ever
+			}
 			if (!$fail->{status}) {
 				my $s = Mojo::IOLoop->stream($c->tx->connection);
 				$s->close if $s;
