@@ -57,8 +57,8 @@ error_is(req(POST => '/api/payments/create-subscription', { plan => 'gold' }, $U
 # --- with the fake Stripe ----------------------------------------------------------
 
 $t->stop_app;
-# A Stripe call that hangs is given up after 3 s and tried again.
-$t->start_app(env => { %{ $stripe->env }, MIKY_STRIPE_TIMEOUT_MS => 3000 });
+# A Stripe call that hangs is given up after 5 s and tried again.
+$t->start_app(env => { %{ $stripe->env }, MIKY_STRIPE_TIMEOUT_MS => 5000 });
 
 # Unauthenticated, bad inputs.
 error_is(req(POST => '/api/payments/buy-credits', { pack => 'small' }), 401, 'unauthorized', undef, 'buy-credits needs a session');
