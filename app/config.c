@@ -60,6 +60,9 @@ static const struct config_var vars[] = {
 	{ "STRIPE_API_BASE", CONFIG_URL, "https://api.stripe.com", 0, 0,
 	    false, "http,https", "Stripe API origin", &conf.stripe_api_base,
 	    NULL },
+	{ "MIKY_STRIPE_TIMEOUT_MS", CONFIG_INT, "20000", 100, 120000, false,
+	    NULL, "one attempt of a Stripe API call (3 at most, with the same "
+	    "Idempotency-Key)", NULL, &conf.stripe_timeout_ms },
 	{ "SMTP_URL", CONFIG_URL, NULL, 0, 0, false, "smtp,smtps",
 	    "unset: mails are written under MIKY_MAIL_DIR", &conf.smtp_url,
 	    NULL },

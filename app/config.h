@@ -26,6 +26,7 @@ struct app_config {
 	const char	*stripe_secret_key;
 	const char	*stripe_webhook_secret;
 	const char	*stripe_api_base;
+	long long	 stripe_timeout_ms;
 	const char	*smtp_url;
 	const char	*mail_from;
 	const char	*mail_dir;
