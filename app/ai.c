@@ -1,4 +1,5 @@
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,6 +46,8 @@ request_body(const struct ai_turn *t, struct buf *b)
 		jw_end(&w);
 	}
 	jw_end(&w);
+	/* Always bounded: the answer's length, its cost and its time. */
+	jw_kint(&w, "max_tokens", t->max_tokens);
 	jw_kbool(&w, "stream", true);
 	jw_kobj(&w, "stream_options");
 	jw_kbool(&w, "include_usage", true);
@@ -64,10 +67,15 @@ on_event(void *ctx, const char *event, const char *data, size_t len)
 		s->done = true;
 		return 0;
 	}
-	if ((root = cJSON_ParseWithLength(data, len)) == NULL)
-		return 0;	/* not ours to judge; keep reading */
-	if (cJSON_GetObjectItemCaseSensitive(root, "error") != NULL) {
-		log_warnx("model stream reported an error");
+	/*
+	 * A chunk that is not JSON, or one that reports an error, ends the
+	 * answer as a failure; none of its text goes anywhere but a count
+	 * in the log.
+	 */
+	if ((root = cJSON_ParseWithLength(data, len)) == NULL ||
+	    cJSON_GetObjectItemCaseSensitive(root, "error") != NULL) {
+		log_warnx("model stream sent %s (%zu bytes); answer ended",
+		    root == NULL ? "a malformed chunk" : "an error", len);
 		s->failed = true;
 		cJSON_Delete(root);
 		return 1;
@@ -183,7 +191,7 @@ attempt(const struct ai_turn *t, struct ai_result *res, const char *body,
  * pause, that says plainly it is not a real model.
  */
 static void
-standin(const struct ai_turn *t, struct ai_result *res)
+standin(const struct ai_turn *t, struct ai_result *res, int64_t deadline)
 {
 	const char *last = t->nmsgs > 0 ? t->msgs[t->nmsgs - 1].content : "";
 	struct buf b = BUF_INIT;
@@ -217,6 +225,10 @@ standin(const struct ai_turn *t, struct ai_result *res)
 			res->outcome = AI_CANCELLED;
 			break;
 		}
+		if (i < b.len && clock_ms() >= deadline) {
+			res->outcome = AI_TIMEOUT;
+			break;
+		}
 	}
 	res->prompt_tokens = 0;
 	for (i = 0; i < t->nmsgs; i++)
@@ -235,7 +247,7 @@ ai_run(const struct ai_turn *t, struct ai_result *res)
 
 	memset(res, 0, sizeof(*res));
 	if (conf.openai_api_key == NULL) {
-		standin(t, res);
+		standin(t, res, deadline);
 		return;
 	}
 	request_body(t, &body);
@@ -281,9 +293,39 @@ copy_text(const char *json, size_t n, char **text)
 	return len;
 }
 
+/* The audio, read by libcurl from the request's body where it lies. */
+struct upload {
+	const char	*p;
+	size_t		 len, at;
+};
+
+static size_t
+upload_read(char *out, size_t size, size_t n, void *arg)
+{
+	struct upload *u = arg;
+	size_t k = size * n < u->len - u->at ? size * n : u->len - u->at;
+
+	memcpy(out, u->p + u->at, k);
+	u->at += k;
+	return k;
+}
+
+/* A retried or redirected upload starts again from the top. */
+static int
+upload_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct upload *u = arg;
+
+	if (origin != SEEK_SET || offset < 0 || (size_t)offset > u->len)
+		return CURL_SEEKFUNC_FAIL;
+	u->at = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 enum ai_outcome
 ai_transcribe(const struct ai_audio *a, char **text)
 {
+	struct upload up = { a->data, a->len, 0 };
 	struct http_call c = { 0 };
 	struct http_result hr;
 	struct curl_slist *h = NULL;
@@ -305,7 +347,9 @@ ai_transcribe(const struct ai_audio *a, char **text)
 	mime = curl_mime_init(easy);
 	part = curl_mime_addpart(mime);
 	curl_mime_name(part, "file");
-	curl_mime_data(part, a->data, a->len);
+	/* No copy of up to 25 MiB: libcurl reads it from the body. */
+	curl_mime_data_cb(part, (curl_off_t)a->len, upload_read, upload_seek,
+	    NULL, &up);
 	curl_mime_filename(part, a->filename);
 	curl_mime_type(part, a->content_type);
 	part = curl_mime_addpart(mime);

@@ -21,6 +21,7 @@ struct ai_turn {
 	const char		*model;
 	const struct ai_message	*msgs;
 	size_t			 nmsgs;
+	int			 max_tokens;	/* sent with every call */
 	int			 connect_ms;
 	int			 first_token_ms;
 	int			 idle_ms;

@@ -32,7 +32,7 @@ int	routes_init(void);
 void	app_handle(struct request *);
 
 /* auth.c */
-extern const struct jfield auth_signup_in[], auth_email_in[], auth_token_in[],
+extern const struct jfield auth_signup_in[], auth_email_in[], auth_verify_in[],
     auth_signin_in[], auth_reset_in[], auth_refresh_in[], auth_logout_in[];
 void	auth_signup(struct request *);
 void	auth_verify_email(struct request *);
@@ -70,6 +70,25 @@ void	conv_get(struct request *);
 void	conv_update(struct request *);
 void	conv_delete(struct request *);
 void	personas_list(struct request *);
+
+/* payments.c */
+extern const struct jfield payments_plan_in[], payments_pack_in[],
+    payments_cancel_in[];
+void	payments_plans(struct request *);
+void	payments_create_subscription(struct request *);
+void	payments_update_subscription(struct request *);
+void	payments_cancel_subscription(struct request *);
+void	payments_buy_credits(struct request *);
+void	payments_transactions(struct request *);
+
+/* webhook.c */
+void	payments_webhook(struct request *);
+
+/* referrals.c */
+extern const struct jfield referrals_cashout_in[];
+void	referrals_stats(struct request *);
+void	referrals_share_link(struct request *);
+void	referrals_cashout(struct request *);
 
 /* ops.c */
 void	ops_health(struct request *);

@@ -5,14 +5,16 @@
  * forgot-password answer 202 alike, and a sign-in for an unknown email
  * spends a password hash like a real one.
  */
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "app.h"
 #include "mail.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "referrals.h"
 #include "session.h"
+#include "settings.h"
 #include "sql.h"
 #include "lib/buf.h"
 #include "lib/jsonw.h"
@@ -48,9 +50,10 @@ const struct jfield auth_email_in[] = {
 	{ NULL }
 };
 
-enum { TK_TOKEN };
-const struct jfield auth_token_in[] = {
-	[TK_TOKEN] = { "token", JF_STRING, JF_REQUIRED, 1, 256 },
+enum { VE_TOKEN, VE_PASSWORD };
+const struct jfield auth_verify_in[] = {
+	[VE_TOKEN] = { "token", JF_STRING, JF_REQUIRED, 1, 256 },
+	[VE_PASSWORD] = { "password", JF_STRING, JF_REQUIRED, 1, 1024 },
 	{ NULL }
 };
 
@@ -133,18 +136,30 @@ send_link(struct request *r, enum mail_template t, const char *purpose,
     const char *language, const char *first_name)
 {
 	char tok[TOKEN_LEN + 1], hash[BYTEA_HEX_LEN + 1];
-	const char *p[4] = { user_id, purpose, NULL, NULL };
 
-	if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) == NULL)
+	if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, ARGS(user_id,
+	    purpose)) == NULL)
 		return -1;
 	token_new(tok);
 	token_hash_hex(tok, hash);
-	p[2] = hash;
-	p[3] = ttl;
-	if (sql_run_or_reply(r, STMT_EMAIL_TOKEN_INSERT, p) == NULL)
+	if (sql_run_or_reply(r, STMT_EMAIL_TOKEN_INSERT, ARGS(user_id, purpose,
+	    hash, ttl)) == NULL)
 		return -1;
 	return mail_queue_or_reply(r, t, user_id, email, language, first_name,
 	    tok);
+}
+
+/* A verification mail to an account of STMT_USER_BY_EMAIL, if allowed. */
+static int
+send_verify(struct request *r, const PGresult *user, const char *email)
+{
+	int ok;
+
+	if ((ok = mail_allowed(r, "verify_mail", email, VERIFY_MAILS)) <= 0)
+		return ok;
+	return send_link(r, MAIL_VERIFY, "verify", VERIFY_TTL,
+	    sql_str(user, 0, UE_ID), email, sql_str(user, 0, UE_LANGUAGE),
+	    NULL);
 }
 
 /*
@@ -156,25 +171,29 @@ static PGresult *
 create_account(struct request *r, const char *hash, const char *lang,
     const char *referrer, const char **new_id)
 {
-	char code[REFERRAL_LEN + 1];
-	const char *p[7] = { r->in[SU_EMAIL].s, hash, r->in[SU_FIRST].s,
-	    r->in[SU_LAST].s, lang, code, referrer };
+	const struct settings *s = settings_for(r);
+	char code[REFERRAL_LEN + 1], credits[24];
 	PGresult *res;
 	int attempt;
 
 	*new_id = NULL;
+	snprintf(credits, sizeof(credits), "%lld",
+	    settings_int(s, SET_SIGNUP_CREDITS));
 	for (attempt = 0; attempt < 3; attempt++) {
 		token_from_alphabet(code, REFERRAL_LEN, REFERRAL_ALPHABET);
-		if ((res = sql_run_or_reply(r, STMT_SIGNUP_INSERT, p)) == NULL)
+		if ((res = sql_run_or_reply(r, STMT_SIGNUP_INSERT, ARGS(
+		    r->in[SU_EMAIL].s, hash, r->in[SU_FIRST].s,
+		    r->in[SU_LAST].s, lang, code, referrer, credits))) == NULL)
 			return NULL;
-		if (PQntuples(res) == 1) {
-			*new_id = PQgetvalue(res, 0, 0);
+		if (sql_rows(res) == 1) {
+			*new_id = sql_str(res, 0, SQL_ONLY);
 			return NULL;
 		}
 		/* Taken: the email (an existing account) or the code. */
-		if ((res = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+		if ((res = sql_run_or_reply(r, STMT_USER_BY_EMAIL, ARGS(
+		    r->in[SU_EMAIL].s))) == NULL)
 			return NULL;
-		if (PQntuples(res) == 1)
+		if (sql_rows(res) == 1)
 			return res;
 	}
 	log_errx("no free referral code after %d attempts", attempt);
@@ -189,7 +208,7 @@ auth_signup(struct request *r)
 	const char *email = r->in[SU_EMAIL].s, *pw = r->in[SU_PASSWORD].s;
 	const char *lang = r->in[SU_LANG].present ? r->in[SU_LANG].s : "en";
 	const char *ref = r->in[SU_REF].present ? r->in[SU_REF].s : "";
-	const char *why, *referrer = NULL, *new_id, *id, *p[5];
+	const char *why, *referrer = NULL, *new_id, *id;
 	char *hash;
 	PGresult *user, *res;
 	int ok;
@@ -210,51 +229,45 @@ auth_signup(struct request *r)
 	if (*ref != '\0') {
 		if ((res = referrer_or_reply(r, ref, 400)) == NULL)
 			return;
-		referrer = PQgetvalue(res, 0, 0);
+		/* One's own mailbox under another alias earns nothing. */
+		if (!referral_same_mailbox(email, sql_str(res, 0, RC_EMAIL)))
+			referrer = sql_str(res, 0, RC_ID);
 	}
 	user = create_account(r, hash, lang, referrer, &new_id);
 	if (new_id != NULL) {
-		p[0] = referrer;
-		p[1] = new_id;
-		p[2] = r->in[SU_FIRST].s;
 		if (referrer != NULL && sql_run_or_reply(r,
-		    STMT_REFERRAL_INSERT, p) == NULL)
+		    STMT_REFERRAL_INSERT, ARGS(referrer, new_id,
+		    r->in[SU_FIRST].s)) == NULL)
 			return;
 		if ((ok = mail_allowed(r, "verify_mail", email,
 		    VERIFY_MAILS)) < 0 || (ok && send_link(r, MAIL_VERIFY,
-		    "verify", VERIFY_TTL, new_id, email, lang,
-		    r->in[SU_FIRST].s) != 0))
+		    "verify", VERIFY_TTL, new_id, email, lang, NULL) != 0))
 			return;
 	} else if (user == NULL) {
 		return;
-	} else if (*PQgetvalue(user, 0, 1) != 't') {
+	} else if (!sql_bool(user, 0, UE_VERIFIED)) {
 		/*
-		 * Pending: whoever verifies the email sets the password.
+		 * Pending: the newest sign-up sets the password, and only
+		 * that password verifies the email (auth_verify_email).
 		 * Over the mail limit nothing changes: replacing the
 		 * password would void the links already sent and mail
 		 * none, leaving the account with no way to be verified.
 		 */
-		id = PQgetvalue(user, 0, 0);
-		p[0] = id;
-		p[1] = hash;
-		p[2] = r->in[SU_FIRST].s;
-		p[3] = r->in[SU_LAST].s;
-		p[4] = lang;
+		id = sql_str(user, 0, UE_ID);
 		if ((ok = mail_allowed(r, "verify_mail", email,
 		    VERIFY_MAILS)) < 0)
 			return;
-		if (ok && sql_run_or_reply(r, STMT_PENDING_UPDATE, p) == NULL)
-			return;
-		p[1] = "verify";
-		if (ok && (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) ==
+		if (ok && (sql_run_or_reply(r, STMT_PENDING_UPDATE, ARGS(id,
+		    hash, r->in[SU_FIRST].s, r->in[SU_LAST].s, lang)) ==
 		    NULL || send_link(r, MAIL_VERIFY, "verify", VERIFY_TTL, id,
-		    email, lang, r->in[SU_FIRST].s) != 0))
+		    email, lang, NULL) != 0))
 			return;
 	} else {
 		if ((ok = mail_allowed(r, "verify_mail", email,
 		    VERIFY_MAILS)) < 0 || (ok && mail_queue_or_reply(r,
-		    MAIL_ALREADY_REGISTERED, PQgetvalue(user, 0, 0), email,
-		    PQgetvalue(user, 0, 5), PQgetvalue(user, 0, 4), NULL) != 0))
+		    MAIL_ALREADY_REGISTERED, sql_str(user, 0, UE_ID), email,
+		    sql_str(user, 0, UE_LANGUAGE), sql_str(user, 0,
+		    UE_FIRST_NAME), NULL) != 0))
 			return;
 	}
 	if (sql_commit_or_reply(r) == 0)
@@ -264,57 +277,103 @@ auth_signup(struct request *r)
 void
 auth_resend_verification(struct request *r)
 {
-	const char *email = r->in[EM_EMAIL].s, *p[1] = { email };
+	const char *email = r->in[EM_EMAIL].s;
 	PGresult *user;
-	int ok;
 
 	if (sql_begin_or_reply(r) != 0 ||
-	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, ARGS(email))) ==
+	    NULL)
 		return;
-	if (PQntuples(user) == 1 && *PQgetvalue(user, 0, 1) != 't' &&
-	    *PQgetvalue(user, 0, 2) != 't') {
-		if ((ok = mail_allowed(r, "verify_mail", email,
-		    VERIFY_MAILS)) < 0 || (ok && send_link(r, MAIL_VERIFY,
-		    "verify", VERIFY_TTL, PQgetvalue(user, 0, 0), email,
-		    PQgetvalue(user, 0, 5), PQgetvalue(user, 0, 4)) != 0))
-			return;
-	}
+	if (sql_rows(user) == 1 && !sql_bool(user, 0, UE_VERIFIED) &&
+	    !sql_bool(user, 0, UE_BANNED) && send_verify(r, user, email) < 0)
+		return;
 	if (sql_commit_or_reply(r) == 0)
 		reply_status(r, "verification_sent", email);
 }
 
-void
-auth_verify_email(struct request *r)
+/*
+ * The live email token `tok` of `purpose`: its STMT_EMAIL_TOKEN_PEEK
+ * row, or NULL after replying 400 invalid_token (or an error).  It is
+ * not spent: a request that fails its other checks leaves it usable.
+ */
+static PGresult *
+link_or_reply(struct request *r, const char *tok, const char *purpose)
 {
-	const char *tok = r->in[TK_TOKEN].s, *p[2];
 	char hash[BYTEA_HEX_LEN + 1];
-	struct buf b = BUF_INIT;
 	PGresult *res;
 
 	if (!token_well_formed(tok)) {
 		reply_invalid_token(r);
-		return;
+		return NULL;
 	}
 	token_hash_hex(tok, hash);
-	p[0] = hash;
-	p[1] = "verify";
-	if (sql_begin_or_reply(r) != 0 ||
-	    (res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND, p)) == NULL)
-		return;
-	if (PQntuples(res) == 0) {
+	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_PEEK, ARGS(hash,
+	    purpose))) == NULL)
+		return NULL;
+	if (sql_rows(res) == 0) {
 		reply_invalid_token(r);
-		return;
+		return NULL;
 	}
-	p[0] = PQgetvalue(res, 0, 0);
-	if ((res = sql_run_or_reply(r, STMT_USER_VERIFY, p)) == NULL)
+	return res;
+}
+
+/*
+ * Spends a token found by link_or_reply() for good, in the caller's
+ * transaction: 0, or -1 after replying (a second use raced and lost).
+ */
+static int
+spend_or_reply(struct request *r, const char *token_id)
+{
+	PGresult *res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND_ID,
+	    ARGS(token_id));
+
+	if (res == NULL)
+		return -1;
+	if (sql_rows(res) == 0) {
+		reply_invalid_token(r);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The link proves the mailbox and the password proves the sign-up that
+ * sent it: a stranger who signed up again with someone's pending email
+ * changed the password, so the owner's link needs the stranger's
+ * password, which the owner does not have, and the stranger never sees
+ * the link.  A wrong password keeps the token and counts as a failed
+ * sign-in of the account.
+ */
+void
+auth_verify_email(struct request *r)
+{
+	const char *tok = r->in[VE_TOKEN].s, *pw = r->in[VE_PASSWORD].s;
+	const char *token_id, *user_id;
+	struct buf b = BUF_INIT;
+	PGresult *res;
+
+	if ((res = link_or_reply(r, tok, "verify")) == NULL)
 		return;
-	if (PQntuples(res) == 0) {
+	token_id = sql_str(res, 0, TP_ID);
+	user_id = sql_str(res, 0, TP_USER);
+	if ((res = sql_row_or_reply(r, STMT_USER_PASSWORD, ARGS(user_id))) ==
+	    NULL || password_check_or_reply(r, PW_SIGNIN, user_id,
+	    sql_str(res, 0, SQL_ONLY), pw,
+	    "The password is not the one chosen at this sign-up.") != 0)
+		return;
+	if (sql_begin_or_reply(r) != 0 ||
+	    spend_or_reply(r, token_id) != 0)
+		return;
+	if ((res = sql_run_or_reply(r, STMT_USER_VERIFY, ARGS(user_id))) ==
+	    NULL)
+		return;
+	if (sql_rows(res) == 0) {
 		reply_error(r, 403, "forbidden", "This account is suspended.",
 		    NULL);
 		return;
 	}
-	if (session_signed_in_or_reply(r, p[0], res, 1,
-	    atoll(PQgetvalue(res, 0, 0)), &b) == 0 &&
+	if (session_signed_in_or_reply(r, user_id, res, UV_USER,
+	    sql_int(res, 0, UV_TVA_MS), &b) == 0 &&
 	    sql_commit_or_reply(r) == 0)
 		reply_json(r, 200, &b);
 	buf_free(&b);
@@ -324,27 +383,27 @@ void
 auth_signin(struct request *r)
 {
 	const char *email = r->in[SI_EMAIL].s, *pw = r->in[SI_PASSWORD].s;
-	const char *p[1] = { email };
 	struct buf b = BUF_INIT;
 	PGresult *user;
 
-	if ((user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL ||
-	    password_check_or_reply(r, email, PQntuples(user) == 1 ?
-	    PQgetvalue(user, 0, 3) : NULL, pw,
+	if ((user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, ARGS(email))) ==
+	    NULL || password_check_or_reply(r, PW_SIGNIN, sql_rows(user) == 1 ?
+	    sql_str(user, 0, UE_ID) : email,
+	    sql_rows(user) == 1 ? sql_str(user, 0, UE_HASH) : NULL, pw,
 	    "The email or the password is wrong.") != 0)
 		return;
-	if (*PQgetvalue(user, 0, 2) == 't') {
+	if (sql_bool(user, 0, UE_BANNED)) {
 		reply_error(r, 403, "forbidden", "This account is suspended.",
 		    NULL);
 		return;
 	}
-	if (*PQgetvalue(user, 0, 1) != 't') {
+	if (!sql_bool(user, 0, UE_VERIFIED)) {
 		reply_error(r, 403, "email_not_verified", "Verify your email "
 		    "first: follow the link we sent you.", NULL);
 		return;
 	}
-	if (session_signed_in_or_reply(r, PQgetvalue(user, 0, 0),
-	    user, 7, atoll(PQgetvalue(user, 0, 6)), &b) == 0)
+	if (session_signed_in_or_reply(r, sql_str(user, 0, UE_ID), user,
+	    UE_USER, sql_int(user, 0, UE_TVA_MS), &b) == 0)
 		reply_json(r, 200, &b);
 	buf_free(&b);
 }
@@ -352,18 +411,20 @@ auth_signin(struct request *r)
 void
 auth_forgot_password(struct request *r)
 {
-	const char *email = r->in[EM_EMAIL].s, *p[1] = { email };
+	const char *email = r->in[EM_EMAIL].s;
 	PGresult *user;
 	int ok;
 
 	if (sql_begin_or_reply(r) != 0 ||
-	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, p)) == NULL)
+	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, ARGS(email))) ==
+	    NULL)
 		return;
-	if (PQntuples(user) == 1 && *PQgetvalue(user, 0, 2) != 't') {
+	if (sql_rows(user) == 1 && !sql_bool(user, 0, UE_BANNED)) {
 		if ((ok = mail_allowed(r, "reset_mail", email,
 		    RESET_MAILS)) < 0 || (ok && send_link(r, MAIL_RESET,
-		    "reset", RESET_TTL, PQgetvalue(user, 0, 0), email,
-		    PQgetvalue(user, 0, 5), PQgetvalue(user, 0, 4)) != 0))
+		    "reset", RESET_TTL, sql_str(user, 0, UE_ID), email,
+		    sql_str(user, 0, UE_LANGUAGE), sql_str(user, 0,
+		    UE_FIRST_NAME)) != 0))
 			return;
 	}
 	if (sql_commit_or_reply(r) == 0)
@@ -374,26 +435,15 @@ void
 auth_reset_password(struct request *r)
 {
 	const char *tok = r->in[RP_TOKEN].s, *pw = r->in[RP_PASSWORD].s;
-	const char *p[3], *why, *token_id, *user_id;
-	char hash[BYTEA_HEX_LEN + 1], *pwhash;
+	const char *why, *token_id, *user_id;
+	char *pwhash;
 	PGresult *res;
 
-	if (!token_well_formed(tok)) {
-		reply_invalid_token(r);
+	if ((res = link_or_reply(r, tok, "reset")) == NULL)
 		return;
-	}
-	token_hash_hex(tok, hash);
-	p[0] = hash;
-	p[1] = "reset";
-	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_PEEK, p)) == NULL)
-		return;
-	if (PQntuples(res) == 0) {
-		reply_invalid_token(r);
-		return;
-	}
-	token_id = PQgetvalue(res, 0, 0);
-	user_id = PQgetvalue(res, 0, 1);
-	if ((why = password_problem(pw, PQgetvalue(res, 0, 2))) != NULL) {
+	token_id = sql_str(res, 0, TP_ID);
+	user_id = sql_str(res, 0, TP_USER);
+	if ((why = password_problem(pw, sql_str(res, 0, TP_EMAIL))) != NULL) {
 		reply_error(r, 400, "invalid_input", why, "password");
 		return;
 	}
@@ -402,26 +452,17 @@ auth_reset_password(struct request *r)
 	    sql_begin_or_reply(r) != 0)
 		return;
 	/* Spent for good only now: a second use races and loses here. */
-	p[0] = token_id;
-	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND_ID, p)) == NULL)
+	if (spend_or_reply(r, token_id) != 0)
 		return;
-	if (PQntuples(res) == 0) {
-		reply_invalid_token(r);
-		return;
-	}
-	p[0] = user_id;
-	p[1] = pwhash;
-	p[2] = NULL;
-	if ((res = sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p)) == NULL)
-		return;
-	p[1] = NULL;
-	if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
+	if ((res = sql_row_or_reply(r, STMT_USER_SET_PASSWORD, ARGS(user_id,
+	    pwhash, NULL))) == NULL ||
+	    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, ARGS(user_id,
+	    NULL)) == NULL ||
 	    mail_queue_or_reply(r, MAIL_PASSWORD_CHANGED, user_id,
-	    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
-	    PQgetvalue(res, 0, 1), NULL) != 0)
-		return;
-	p[1] = "verify";
-	if (sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, p) == NULL)
+	    sql_str(res, 0, SP_EMAIL), sql_str(res, 0, SP_LANGUAGE),
+	    sql_str(res, 0, SP_FIRST_NAME), NULL) != 0 ||
+	    sql_run_or_reply(r, STMT_EMAIL_TOKENS_VOID, ARGS(user_id,
+	    "verify")) == NULL)
 		return;
 	if (sql_commit_or_reply(r) == 0)
 		reply(r, 200, "application/json", "{}", 2);
@@ -434,10 +475,15 @@ reply_bad_refresh(struct request *r)
 	    "sign in again.", NULL);
 }
 
+/*
+ * Rotation and revocation of a session family run under the family's
+ * lock (STMT_REFRESH_LOOKUP takes it), so a rotation committing at the
+ * moment a reuse revokes the family cannot leave its new token alive.
+ */
 void
 auth_refresh_token(struct request *r)
 {
-	const char *tok = r->in[RT_TOKEN].s, *p[1];
+	const char *tok = r->in[RT_TOKEN].s;
 	char hash[BYTEA_HEX_LEN + 1];
 	struct buf b = BUF_INIT;
 	PGresult *res;
@@ -448,29 +494,15 @@ auth_refresh_token(struct request *r)
 		return;
 	}
 	token_hash_hex(tok, hash);
-	p[0] = hash;
 	if (sql_begin_or_reply(r) != 0 ||
-	    (res = sql_run_or_reply(r, STMT_REFRESH_SPEND, p)) == NULL)
-		return;
-	if (PQntuples(res) == 1) {
-		jw_init(&w, &b);
-		jw_obj(&w);
-		if (session_issue_or_reply(r, PQgetvalue(res, 0, 0),
-		    PQgetvalue(res, 0, 1), atoll(PQgetvalue(res, 0, 2)),
-		    &w) == 0 && sql_commit_or_reply(r) == 0) {
-			jw_end(&w);
-			reply_json(r, 200, &b);
-		}
-		buf_free(&b);
-		return;
-	}
-	if ((res = sql_run_or_reply(r, STMT_REFRESH_LOOKUP, p)) == NULL)
+	    (res = sql_run_or_reply(r, STMT_REFRESH_LOOKUP, ARGS(hash))) ==
+	    NULL)
 		return;
 	/* A spent token again: stolen or replayed; end the whole family. */
-	if (PQntuples(res) == 1 && *PQgetvalue(res, 0, 1) == 't') {
-		p[0] = PQgetvalue(res, 0, 0);
-		if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_FAMILY, p) ==
-		    NULL || sql_commit_or_reply(r) != 0)
+	if (sql_rows(res) == 1 && sql_bool(res, 0, RL_USED)) {
+		if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_FAMILY, ARGS(
+		    sql_str(res, 0, RL_FAMILY))) == NULL ||
+		    sql_commit_or_reply(r) != 0)
 			return;
 		log_warnx("refresh token reused; session family revoked");
 		reply_error(r, 401, "token_reused", "This refresh token was "
@@ -478,36 +510,53 @@ auth_refresh_token(struct request *r)
 		    NULL);
 		return;
 	}
-	sql_rollback(r);
-	reply_bad_refresh(r);
+	if (sql_rows(res) == 1 && (res = sql_run_or_reply(r,
+	    STMT_REFRESH_SPEND, ARGS(hash))) == NULL)
+		return;
+	if (sql_rows(res) == 0) {
+		sql_rollback(r);
+		reply_bad_refresh(r);
+		return;
+	}
+	jw_init(&w, &b);
+	jw_obj(&w);
+	if (session_issue_or_reply(r, sql_str(res, 0, RS_USER),
+	    sql_str(res, 0, RS_FAMILY), sql_int(res, 0, RS_TVA_MS), &w) == 0 &&
+	    sql_commit_or_reply(r) == 0) {
+		jw_end(&w);
+		reply_json(r, 200, &b);
+	}
+	buf_free(&b);
 }
 
 void
 auth_logout(struct request *r)
 {
-	const char *tok = r->in[LO_TOKEN].s, *p[2];
+	const char *tok = r->in[LO_TOKEN].s, *uid;
 	char hash[BYTEA_HEX_LEN + 1];
 	PGresult *res;
 
 	if (r->in[LO_ALL].present && r->in[LO_ALL].b) {
 		if (session_auth_or_reply(r, USER) != 0)
 			return;
-		p[0] = app_req(r)->user->id;
-		p[1] = NULL;
+		uid = app_req(r)->user->id;
 		if (sql_begin_or_reply(r) != 0 ||
-		    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
-		    sql_run_or_reply(r, STMT_USER_END_SESSIONS, p) == NULL ||
-		    sql_commit_or_reply(r) != 0)
+		    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, ARGS(uid,
+		    NULL)) == NULL ||
+		    sql_run_or_reply(r, STMT_USER_END_SESSIONS, ARGS(uid)) ==
+		    NULL || sql_commit_or_reply(r) != 0)
 			return;
 	} else if (token_well_formed(tok)) {
 		token_hash_hex(tok, hash);
-		p[0] = hash;
-		if ((res = sql_run_or_reply(r, STMT_REFRESH_LOOKUP, p)) ==
-		    NULL)
+		if (sql_begin_or_reply(r) != 0 ||
+		    (res = sql_run_or_reply(r, STMT_REFRESH_LOOKUP,
+		    ARGS(hash))) == NULL)
 			return;
-		p[0] = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
-		if (p[0] != NULL && sql_run_or_reply(r,
-		    STMT_REFRESH_REVOKE_FAMILY, p) == NULL)
+		if (sql_rows(res) == 1 && sql_run_or_reply(r,
+		    STMT_REFRESH_REVOKE_FAMILY, ARGS(sql_str(res, 0,
+		    RL_FAMILY))) == NULL)
+			return;
+		if (sql_commit_or_reply(r) != 0)
 			return;
 	}
 	reply_empty(r, 204);

@@ -3,11 +3,15 @@
  *
  *  1. reserve (one transaction, under the user's row lock): the per-user
  *     limits, the conversation (found or created), the user message,
- *     the persona's price taken with its ledger row, the turn counted;
+ *     the persona's price taken as a credit hold (credits.h);
  *  2. ask the model holding no database connection, passing each piece
  *     on to the client as it comes when streaming;
- *  3. settle (a second transaction): store the answer and charge it, or
- *     refund the reservation when there is no answer to store.
+ *  3. settle (a second transaction, again under the user's row lock):
+ *     store the answer and end the hold charged, or refund the hold when
+ *     there is nothing to store -- no text, the account banned or the
+ *     conversation deleted meanwhile.  If the account was deleted, or
+ *     the sweeper refunded the hold first, or the database fails here,
+ *     nothing is stored and the client is told exactly that.
  *
  * Streaming sends `start`, then `delta` events, then `done` or `error`.
  */
@@ -18,7 +22,10 @@
 #include "ai.h"
 #include "app.h"
 #include "chat.h"
+#include "config.h"
+#include "credits.h"
 #include "ratelimit.h"
+#include "referrals.h"
 #include "render.h"
 #include "session.h"
 #include "settings.h"
@@ -27,7 +34,6 @@
 #include "lib/log.h"
 #include "lib/utf8.h"
 
-#define HISTORY_ROWS	50
 #define TITLE_CHARS	60
 
 enum { CS_CONTENT, CS_CONV, CS_PERSONA, CS_STREAM };
@@ -59,8 +65,10 @@ struct turn {
 	const PGresult		*conv;		/* CONV_COLS from column 0 */
 	const char		*user_msg_id;
 	const PGresult		*user_msg;	/* MSG_COLS from column 0 */
-	const char		*turn_id;
+	struct hold		 hold;
 	long long		 credits_left;
+	bool			 banned;	/* found at settling */
+	bool			 conv_gone;	/* found at settling */
 	struct ai_message	*msgs;
 	size_t			 nmsgs;
 	struct buf		 answer;
@@ -105,15 +113,6 @@ title_from(struct request *r, const char *content)
 	return out;
 }
 
-static const char *
-model_for(const struct settings *s, const char *plan)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-	    settings_get(s, "models"), plan);
-
-	return cJSON_IsString(v) ? v->valuestring : "gpt-4o-mini";
-}
-
 /*
  * The system prompt, then the newest messages that fit the budget, then
  * the new message.  rows: STMT_HISTORY, newest first.
@@ -121,13 +120,12 @@ model_for(const struct settings *s, const char *plan)
 static void
 build_prompt(struct turn *t, const PGresult *rows)
 {
-	long long budget = settings_int(t->set, "chat_history_budget_chars",
-	    24000);
-	int n = PQntuples(rows), keep = 0, i;
+	long long budget = settings_int(t->set, SET_CHAT_HISTORY_BUDGET_CHARS);
+	int n = sql_rows(rows), keep = 0, i;
 	long long used = (long long)strlen(t->content);
 
 	while (keep < n) {
-		used += PQgetlength(rows, keep, 1);
+		used += (long long)strlen(sql_str(rows, keep, HI_CONTENT));
 		if (used > budget)
 			break;
 		keep++;
@@ -138,8 +136,8 @@ build_prompt(struct turn *t, const PGresult *rows)
 	t->nmsgs = 1;
 	for (i = keep - 1; i >= 0; i--)
 		t->msgs[t->nmsgs++] = (struct ai_message){
-		    strcmp(PQgetvalue(rows, i, 0), "user") == 0 ? "user" :
-		    "assistant", PQgetvalue(rows, i, 1) };
+		    strcmp(sql_str(rows, i, HI_SENDER), "user") == 0 ? "user" :
+		    "assistant", sql_str(rows, i, HI_CONTENT) };
 	t->msgs[t->nmsgs++] = (struct ai_message){ "user", t->content };
 }
 
@@ -148,37 +146,37 @@ static int
 reserve_or_reply(struct turn *t)
 {
 	struct request *r = t->r;
-	const char *p[9], *persona, *key;
-	char cost[24], rows[16];
+	const char *uid = t->user->id, *persona, *key;
+	char rows[16];
+	long long ttl;
 	PGresult *res;
+	int rc;
 
-	p[0] = t->user->id;
-	if (sql_begin_or_reply(r) != 0 ||
-	    sql_run_or_reply(r, STMT_USER_LOCK, p) == NULL ||
-	    (res = sql_run_or_reply(r, STMT_TURNS_ACTIVE, p)) == NULL)
+	if (sql_begin_or_reply(r) != 0 || credits_lock_or_reply(r) != 0 ||
+	    (res = sql_row_or_reply(r, STMT_HOLDS_ACTIVE, ARGS(uid,
+	    "chat"))) == NULL)
 		return -1;
-	if (atoll(PQgetvalue(res, 0, 0)) >=
-	    settings_int(t->set, "chat_max_concurrent_turns", 3)) {
+	if (sql_int(res, 0, SQL_ONLY) >=
+	    settings_int(t->set, SET_CHAT_MAX_CONCURRENT_TURNS)) {
 		reply_rate_limited(r, 5);
 		return -1;
 	}
-	key = arena_printf(r->arena, "chat:%s", t->user->id);
+	key = arena_printf(r->arena, "chat:%s", uid);
 	if (rate_take_or_reply(r, key, 60, (int)settings_int(t->set,
-	    "chat_turns_per_minute", 20)) != 0)
+	    SET_CHAT_TURNS_PER_MINUTE)) != 0)
 		return -1;
 	persona = t->persona_id;
 	if (t->conv_id != NULL) {
-		p[0] = t->conv_id;
-		p[1] = t->user->id;
-		if ((res = sql_run_or_reply(r, STMT_CONV_LOCK, p)) == NULL)
+		if ((res = sql_run_or_reply(r, STMT_CONV_LOCK, ARGS(t->conv_id,
+		    uid))) == NULL)
 			return -1;
-		if (PQntuples(res) == 0) {
+		if (sql_rows(res) == 0) {
 			reply_error(r, 404, "not_found", "No such conversation.",
 			    NULL);
 			return -1;
 		}
 		if (persona == NULL)
-			persona = PQgetvalue(res, 0, 2);
+			persona = sql_str(res, 0, CONV_PERSONA);
 	} else if (persona == NULL)
 		persona = "general";
 	if (settings_persona(t->set, persona, &t->persona) != 0) {
@@ -188,59 +186,41 @@ reserve_or_reply(struct turn *t)
 		return -1;
 	}
 	if (t->conv_id == NULL) {
-		p[0] = t->user->id;
-		p[1] = title_from(r, t->content);
-		p[2] = persona;
-		if ((res = sql_run_or_reply(r, STMT_CONV_CREATE, p)) == NULL)
+		if ((res = sql_row_or_reply(r, STMT_CONV_CREATE, ARGS(uid,
+		    title_from(r, t->content), persona))) == NULL)
 			return -1;
-		t->conv_id = PQgetvalue(res, 0, 0);
+		t->conv_id = sql_str(res, 0, CONV_ID);
 	}
-	p[0] = t->conv_id;
-	p[1] = t->user->id;
-	p[2] = "user";
-	p[3] = t->content;
-	p[4] = persona;
-	p[5] = "0";
-	p[6] = p[7] = p[8] = NULL;
-	if ((res = sql_run_or_reply(r, STMT_MSG_INSERT, p)) == NULL)
+	if ((res = sql_row_or_reply(r, STMT_MSG_INSERT, ARGS(t->conv_id, uid,
+	    "user", t->content, persona, "0", NULL, NULL, NULL))) == NULL)
 		return -1;
-	t->user_msg_id = PQgetvalue(res, 0, 0);
+	t->user_msg_id = sql_str(res, 0, MSG_ID);
 	t->user_msg = res;
 
-	snprintf(cost, sizeof(cost), "%lld", t->persona.credits);
-	p[0] = t->user->id;
-	p[1] = cost;
-	p[2] = "chat";
-	p[3] = t->user_msg_id;
-	if ((res = sql_run_or_reply(r, STMT_CREDITS_TAKE, p)) == NULL)
-		return -1;
-	if (PQntuples(res) == 0) {
-		reply_error(r, 402, "insufficient_credits", arena_printf(
-		    r->arena, "This message costs %lld credits; buy more or "
-		    "choose another persona.", t->persona.credits), NULL);
+	ttl = settings_int(t->set, SET_AI_TOTAL_TIMEOUT_MS) +
+	    conf.hold_grace_ms;
+	if ((rc = credits_hold_or_reply(r, "chat", t->persona.credits,
+	    t->user_msg_id, ttl, &t->hold)) != 0) {
+		if (rc > 0)
+			reply_error(r, 402, "insufficient_credits",
+			    arena_printf(r->arena, "This message costs %lld "
+			    "credits; buy more or choose another persona.",
+			    t->persona.credits), NULL);
 		return -1;
 	}
-	t->credits_left = atoll(PQgetvalue(res, 0, 0));
-
-	p[0] = t->conv_id;
-	p[1] = t->user->id;
-	if ((res = sql_run_or_reply(r, STMT_CONV_TOUCH, p)) == NULL)
+	t->credits_left = t->hold.balance;
+	if ((res = sql_row_or_reply(r, STMT_CONV_TOUCH, ARGS(t->conv_id,
+	    uid))) == NULL)
 		return -1;
 	t->conv = res;
-	p[0] = t->user->id;
-	if ((res = sql_run_or_reply(r, STMT_TURN_START, p)) == NULL)
-		return -1;
-	t->turn_id = PQgetvalue(res, 0, 0);
 
-	snprintf(rows, sizeof(rows), "%d", HISTORY_ROWS);
-	p[0] = t->conv_id;
-	p[1] = t->user->id;
-	p[2] = t->user_msg_id;
-	p[3] = rows;
-	if ((res = sql_run_or_reply(r, STMT_HISTORY, p)) == NULL)
+	snprintf(rows, sizeof(rows), "%lld",
+	    settings_int(t->set, SET_CHAT_HISTORY_MESSAGES));
+	if ((res = sql_run_or_reply(r, STMT_HISTORY, ARGS(t->conv_id, uid,
+	    t->user_msg_id, rows))) == NULL)
 		return -1;
 	build_prompt(t, res);
-	t->model = model_for(t->set, t->user->plan);
+	t->model = settings_model(t->set, t->user->plan);
 	return sql_commit_or_reply(r);
 }
 
@@ -271,97 +251,89 @@ on_delta(void *ctx, const char *p, size_t n)
 	return rc;
 }
 
-/* Step 3, with an answer: store it, charged.  -1 on a database error. */
+/* How step 3 went. */
+enum settled {
+	ST_STORED,	/* the answer stored, the hold settled (charged) */
+	ST_REFUNDED,	/* nothing stored, the hold refunded */
+	ST_SWEPT,	/* nothing stored: the sweeper had refunded the hold */
+	ST_GONE,	/* nothing stored: the account was deleted meanwhile */
+	ST_PENDING,	/* the database failed: the sweeper will refund */
+};
+
+/* Stores the answer, in settle()'s transaction: 0, or -1 (*err set). */
 static int
 store_answer(struct turn *t, const struct ai_result *ai,
-    const PGresult **msg)
+    const PGresult **msg, struct db_err *err)
 {
 	struct request *r = t->r;
+	const char *uid = t->user->id;
 	char cost[24], pt[24], ct[24];
-	const char *p[9];
-	struct db_err err;
 	PGresult *res;
 
 	snprintf(cost, sizeof(cost), "%lld", t->persona.credits);
 	snprintf(pt, sizeof(pt), "%lld", ai->prompt_tokens);
 	snprintf(ct, sizeof(ct), "%lld", ai->completion_tokens);
-	p[0] = t->conv_id;
-	p[1] = t->user->id;
-	p[2] = "assistant";
-	p[3] = t->answer.p;
-	p[4] = t->persona.id;
-	p[5] = cost;
-	p[6] = pt;
-	p[7] = ct;
-	p[8] = ai->standin ? "stand-in" : t->model;
-	if (sql_begin(r, &err) != 0 ||
-	    (res = sql_run(r, STMT_MSG_INSERT, p, &err)) == NULL)
-		goto fail;
+	if ((res = sql_row(r, STMT_MSG_INSERT, ARGS(t->conv_id, uid,
+	    "assistant", t->answer.p, t->persona.id, cost, pt, ct,
+	    ai->standin ? "stand-in" : t->model), err)) == NULL)
+		return -1;
 	*msg = res;
-	if ((res = sql_run(r, STMT_CONV_TOUCH, p, &err)) == NULL)
-		goto fail;
+	if ((res = sql_row(r, STMT_CONV_TOUCH, ARGS(t->conv_id, uid),
+	    err)) == NULL)
+		return -1;
 	t->conv = res;
-	p[0] = t->turn_id;
-	if (sql_run(r, STMT_TURN_END, p, &err) == NULL)
-		goto fail;
-	p[0] = t->user->id;
-	if (sql_run(r, STMT_REFERRAL_ACTIVATE, p, &err) == NULL ||
-	    sql_commit(r, &err) != 0)
-		goto fail;
-	return 0;
-fail:
-	sql_rollback(r);
-	log_errx("could not store an answer of %zu bytes (turn %s)",
-	    t->answer.len, t->turn_id);
-	return -1;
+	return referral_activate(r, uid, err);
 }
 
-/* Step 3, without an answer: give the credits back. */
-static int
-refund(struct turn *t)
+/*
+ * Step 3: stores the answer if there is one to keep and ends the hold
+ * charged, or refunds it, in one transaction under the user's row lock.
+ */
+static enum settled
+settle(struct turn *t, bool keep, const struct ai_result *ai,
+    const PGresult **msg)
 {
 	struct request *r = t->r;
-	const char *p[4];
-	char cost[24];
 	struct db_err err = { 0 };
-	PGresult *res;
+	PGresult *user, *conv;
+	int rc;
 
-	snprintf(cost, sizeof(cost), "%lld", t->persona.credits);
-	p[0] = t->user->id;
-	p[1] = cost;
-	p[2] = "chat_refund";
-	p[3] = t->user_msg_id;
-	if (sql_begin(r, &err) != 0 ||
-	    (res = sql_run(r, STMT_CREDITS_GIVE, p, &err)) == NULL)
+	if (sql_begin(r, &err) != 0 || (user = sql_run(r, STMT_USER_LOCK,
+	    ARGS(t->user->id), &err)) == NULL)
 		goto fail;
-	t->credits_left = atoll(PQgetvalue(res, 0, 0));
-	p[0] = t->turn_id;
-	if (sql_run(r, STMT_TURN_END, p, &err) == NULL ||
+	if (sql_rows(user) == 0) {
+		sql_rollback(r);
+		return ST_GONE;
+	}
+	t->banned = sql_bool(user, 0, UL_BANNED);
+	if (keep && !t->banned) {
+		if ((conv = sql_run(r, STMT_CONV_LOCK, ARGS(t->conv_id,
+		    t->user->id), &err)) == NULL)
+			goto fail;
+		t->conv_gone = sql_rows(conv) == 0;
+	}
+	if (keep && !t->banned && !t->conv_gone) {
+		if ((rc = credits_settle(r, &t->hold, &err)) < 0)
+			goto fail;
+		if (rc == 0) {
+			sql_rollback(r);
+			return ST_SWEPT;
+		}
+		if (store_answer(t, ai, msg, &err) != 0 ||
+		    sql_commit(r, &err) != 0)
+			goto fail;
+		return ST_STORED;
+	}
+	if ((rc = credits_refund(r, &t->hold, &t->credits_left, &err)) < 0 ||
 	    sql_commit(r, &err) != 0)
 		goto fail;
-	return 0;
+	return rc > 0 ? ST_REFUNDED : ST_SWEPT;
 fail:
 	sql_rollback(r);
-	log_errx("could not refund turn %s: %s", t->turn_id,
-	    err.code != NULL ? err.code : "no connection");
-	return -1;
-}
-
-static void
-error_of(enum ai_outcome o, int *status, const char **code,
-    const char **message)
-{
-	if (o == AI_TIMEOUT) {
-		*status = 504;
-		*code = "upstream_timeout";
-		*message = "The model took too long to answer; your credits "
-		    "were refunded.";
-	} else {
-		*status = 502;
-		*code = "upstream_error";
-		*message = "The model could not answer; your credits were "
-		    "refunded.";
-	}
+	log_errx("could not settle hold %s (%zu bytes of answer): %s",
+	    t->hold.id, t->answer.len, err.code != NULL ? err.code :
+	    "no connection");
+	return ST_PENDING;
 }
 
 static void
@@ -432,6 +404,50 @@ start_stream(struct turn *t)
 	buf_free(&b);
 }
 
+/*
+ * What the client hears when no answer was stored: the reason, and only
+ * what happened to its credits.
+ */
+static void
+reply_unstored(struct turn *t, enum settled st, enum ai_outcome o)
+{
+	int status = o == AI_TIMEOUT ? 504 : 502;
+	const char *code = o == AI_TIMEOUT ? "upstream_timeout" :
+	    "upstream_error";
+	const char *why = o == AI_TIMEOUT ? "The model took too long to "
+	    "answer" : "The model could not answer";
+	const char *credits = "your credits were refunded.";
+
+	if (st == ST_GONE) {
+		status = 401;
+		code = "unauthorized";
+		why = "This account was deleted";
+		credits = "nothing was stored.";
+	} else if (st == ST_PENDING) {
+		status = 503;
+		code = "unavailable";
+		why = o == AI_OK ? "The answer could not be saved" : why;
+		credits = "your credits will be returned within minutes.";
+	} else if (st == ST_SWEPT) {
+		status = 504;
+		code = "upstream_timeout";
+		why = "The answer took too long";
+	} else if (t->banned) {
+		status = 403;
+		code = "forbidden";
+		why = "This account is suspended";
+	} else if (t->conv_gone) {
+		status = 404;
+		code = "not_found";
+		why = "The conversation was deleted";
+	}
+	why = arena_printf(t->r->arena, "%s; %s", why, credits);
+	if (t->stream)
+		stream_error(t, code, why);
+	else
+		reply_error(t->r, status, code, why, NULL);
+}
+
 static void
 run_turn(struct turn *t)
 {
@@ -439,10 +455,9 @@ run_turn(struct turn *t)
 	const struct settings *s = t->set;
 	struct ai_turn at = { 0 };
 	struct ai_result ai;
-	const char *code, *message;
-	const PGresult *msg;
+	const PGresult *msg = NULL;
+	enum settled st;
 	bool keep;
-	int status;
 
 	if (reserve_or_reply(t) != 0)
 		return;
@@ -452,48 +467,41 @@ run_turn(struct turn *t)
 	at.model = t->model;
 	at.msgs = t->msgs;
 	at.nmsgs = t->nmsgs;
-	at.connect_ms = (int)settings_int(s, "ai_connect_timeout_ms", 5000);
-	at.first_token_ms = (int)settings_int(s, "ai_first_token_timeout_ms",
-	    30000);
-	at.idle_ms = (int)settings_int(s, "ai_idle_timeout_ms", 20000);
-	at.total_ms = (int)settings_int(s, "ai_total_timeout_ms", 120000);
-	at.max_retries = (int)settings_int(s, "ai_max_retries", 2);
+	at.max_tokens = (int)settings_int(s, SET_AI_MAX_TOKENS);
+	at.connect_ms = (int)settings_int(s, SET_AI_CONNECT_TIMEOUT_MS);
+	at.first_token_ms = (int)settings_int(s,
+	    SET_AI_FIRST_TOKEN_TIMEOUT_MS);
+	at.idle_ms = (int)settings_int(s, SET_AI_IDLE_TIMEOUT_MS);
+	at.total_ms = (int)settings_int(s, SET_AI_TOTAL_TIMEOUT_MS);
+	at.max_retries = (int)settings_int(s, SET_AI_MAX_RETRIES);
 	at.on_delta = on_delta;
 	at.ctx = t;
 	at.watch_fd = req_fd(r);
+	sql_assert_none(r, "a model call");
 	ai_run(&at, &ai);
 
 	/*
 	 * Text that reached a streaming client is kept and charged, also
 	 * when the model broke off; so is the part received when the client
-	 * left.  Without text nothing is kept and the reservation is
-	 * refunded, and so when a non-streaming turn fails midway: that
-	 * client saw nothing.
+	 * left.  Without text nothing is kept and the hold is refunded, and
+	 * so when a non-streaming turn fails midway: that client saw
+	 * nothing.
 	 */
 	keep = ai.outcome == AI_OK || (t->answer.len > 0 &&
 	    (t->stream || ai.outcome == AI_CANCELLED));
 	if (ai.outcome == AI_CANCELLED)
 		r->client_gone = true;
-	error_of(ai.outcome, &status, &code, &message);
-	if (keep && store_answer(t, &ai, &msg) == 0) {
-		if (ai.outcome == AI_OK)
-			reply_done(t, msg, &ai);
-		else if (!r->client_gone)
-			stream_error(t, code, "The model broke off its answer; "
-			    "the part received was kept.");
-		return;
-	}
-	if (keep) {
-		/* The answer could not be stored: do not charge for it. */
-		error_of(AI_UPSTREAM, &status, &code, &message);
-	}
-	refund(t);
+	st = settle(t, keep, &ai, &msg);
 	if (r->client_gone)
 		return;
-	if (t->stream)
-		stream_error(t, code, message);
+	if (st != ST_STORED)
+		reply_unstored(t, st, ai.outcome);
+	else if (ai.outcome == AI_OK)
+		reply_done(t, msg, &ai);
 	else
-		reply_error(r, status, code, message, NULL);
+		stream_error(t, ai.outcome == AI_TIMEOUT ? "upstream_timeout" :
+		    "upstream_error", "The model broke off its answer; the "
+		    "part received was kept.");
 }
 
 /*

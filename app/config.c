@@ -40,6 +40,9 @@ static const struct config_var vars[] = {
 	{ "MIKY_STATEMENT_TIMEOUT_MS", CONFIG_INT, "5000", 100, 600000, false,
 	    NULL, "PostgreSQL statement_timeout", NULL,
 	    &conf.statement_timeout_ms },
+	{ "MIKY_DB_CONNECT_TIMEOUT_MS", CONFIG_INT, "1500", 100, 60000, false,
+	    NULL, "time to connect to PostgreSQL before a request gets 503",
+	    NULL, &conf.db_connect_timeout_ms },
 	{ "MIKY_THREAD_STACK_KB", CONFIG_INT, "256", 64, 65536, false, NULL,
 	    "stack size of each request thread", NULL, &conf.thread_stack_kb },
 	{ "MIKY_HASH_CONCURRENCY", CONFIG_INT, "2", 1, 64, false, NULL,
@@ -63,6 +66,9 @@ static const struct config_var vars[] = {
 	{ "STRIPE_API_BASE", CONFIG_URL, "https://api.stripe.com", 0, 0,
 	    false, "http,https", "Stripe API origin", &conf.stripe_api_base,
 	    NULL },
+	{ "MIKY_STRIPE_TIMEOUT_MS", CONFIG_INT, "20000", 100, 120000, false,
+	    NULL, "one attempt of a Stripe API call (3 at most, with the same "
+	    "Idempotency-Key)", NULL, &conf.stripe_timeout_ms },
 	{ "SMTP_URL", CONFIG_URL, NULL, 0, 0, false, "smtp,smtps",
 	    "unset: mails are written under MIKY_MAIL_DIR", &conf.smtp_url,
 	    NULL },
@@ -77,6 +83,21 @@ static const struct config_var vars[] = {
 	{ "MIKY_MAIL_RETRY_BASE_S", CONFIG_INT, "30", 1, 3600, false, NULL,
 	    "first retry delay; doubles each attempt, up to an hour", NULL,
 	    &conf.mail_retry_base_s },
+	{ "MIKY_ADDRESS_FAILS", CONFIG_INT, "20", 1, 1000000, false, NULL,
+	    "failed sign-ins per client address (IPv6: per /64) in ten "
+	    "minutes before it gets 429", NULL, &conf.address_fails },
+	{ "MIKY_SWEEP_MS", CONFIG_INT, "30000", 100, 3600000, false, NULL,
+	    "how often each worker runs the janitor (expired credit holds, "
+	    "sent mail, pending accounts)", NULL, &conf.sweep_ms },
+	{ "MIKY_HOLD_GRACE_MS", CONFIG_INT, "60000", 0, 3600000, false, NULL,
+	    "time a chat turn may take to settle after the model's total "
+	    "timeout, before its credits are refunded", NULL,
+	    &conf.hold_grace_ms },
+	{ "MIKY_MAIL_RETENTION_DAYS", CONFIG_INT, "30", 1, 3650, false, NULL,
+	    "days sent and dead mail is kept in the outbox", NULL,
+	    &conf.mail_retention_days },
+	{ "MIKY_PENDING_DAYS", CONFIG_INT, "7", 1, 365, false, NULL,
+	    "days an unverified sign-up is kept", NULL, &conf.pending_days },
 	{ "CORS_ORIGINS", CONFIG_STR, NULL, 1, 4096, false, NULL,
 	    "comma-separated browser origins allowed besides the site's own",
 	    &conf.cors_origins, NULL },
@@ -89,9 +110,11 @@ int
 app_config_load(FILE *errs, unsigned flags)
 {
 	enum log_level level;
+	const char *secret = getenv("JWT_SECRET");
 	int problems = config_load(vars, errs);
 
-	if (conf.jwt_secret == NULL && !(flags & CONF_NO_JWT)) {
+	/* A secret that is set but too short has had its line already. */
+	if ((secret == NULL || *secret == '\0') && !(flags & CONF_NO_JWT)) {
 		fprintf(errs, "JWT_SECRET: not set (%s)\n", JWT_DESC);
 		problems++;
 	}

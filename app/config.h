@@ -19,6 +19,7 @@ struct app_config {
 	long long	 db_pool;
 	long long	 drain_seconds;
 	long long	 statement_timeout_ms;
+	long long	 db_connect_timeout_ms;
 	long long	 thread_stack_kb;
 	long long	 hash_concurrency;
 	long long	 standin_delay_ms;
@@ -27,11 +28,17 @@ struct app_config {
 	const char	*stripe_secret_key;
 	const char	*stripe_webhook_secret;
 	const char	*stripe_api_base;
+	long long	 stripe_timeout_ms;
 	const char	*smtp_url;
 	const char	*mail_from;
 	const char	*mail_dir;
 	long long	 mail_max_attempts;
 	long long	 mail_retry_base_s;
+	long long	 address_fails;
+	long long	 sweep_ms;
+	long long	 hold_grace_ms;
+	long long	 mail_retention_days;
+	long long	 pending_days;
 	const char	*cors_origins;
 	const char	*log_level;
 };

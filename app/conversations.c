@@ -12,7 +12,6 @@
 #include "settings.h"
 #include "sql.h"
 #include "lib/jsonw.h"
-#include "lib/num.h"
 
 #define TITLE_MAX	200
 
@@ -29,38 +28,6 @@ const struct jfield conv_update_in[] = {
 	[CU_PERSONA] = { "persona", JF_WORD, 0, 0, 0, persona_ids },
 	{ NULL }
 };
-
-/*
- * A (timestamp in microseconds, uuid) cursor: "us,uuid".  Returns 0
- * and points us/id into arena copies, or -1 after replying 400.
- */
-static int
-split_cursor(struct request *r, const struct list_page *lp, const char **us,
-    const char **id)
-{
-	const char *cursor = lp->cursor;
-	const char *comma = cursor != NULL ? strchr(cursor, ',') : NULL;
-	long long v;
-
-	*us = *id = NULL;
-	if (cursor == NULL)
-		return 0;
-	if (comma == NULL || num_parsen(cursor, (size_t)(comma - cursor), 0,
-	    (long long)1 << 60, &v) != 0 || !json_uuid_ok(comma + 1)) {
-		list_reply_bad_cursor(r, lp);
-		return -1;
-	}
-	*us = arena_strndup(r->arena, cursor, (size_t)(comma - cursor));
-	*id = comma + 1;
-	return 0;
-}
-
-static const char *
-cursor_of(struct request *r, const PGresult *res, int row)
-{
-	return arena_printf(r->arena, "%s,%s", PQgetvalue(res, row, 0),
-	    PQgetvalue(res, row, 1));
-}
 
 /* q as an ILIKE pattern matching it anywhere, wildcards escaped. */
 static const char *
@@ -101,7 +68,7 @@ reply_conversation(struct request *r, int status, const PGresult *res)
 void
 conv_list(struct request *r)
 {
-	const char *q = req_query(r, "q"), *p[5];
+	const char *q = req_query(r, "q"), *us, *id;
 	struct list_page lp;
 	struct buf b = BUF_INIT;
 	struct jw w;
@@ -110,7 +77,7 @@ conv_list(struct request *r)
 	int i, n;
 
 	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0 ||
-	    split_cursor(r, &lp, &p[2], &p[3]) != 0)
+	    list_us_id_cursor_or_reply(r, &lp, &us, &id) != 0)
 		return;
 	if (q != NULL && strlen(q) > TITLE_MAX) {
 		reply_error(r, 400, "invalid_input", "q may be at most 200 "
@@ -118,20 +85,19 @@ conv_list(struct request *r)
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
-	p[0] = app_req(r)->user->id;
-	p[1] = q != NULL && *q != '\0' ? like_pattern(r, q) : NULL;
-	p[4] = limit;
-	if ((res = sql_run_or_reply(r, STMT_CONV_LIST, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_CONV_LIST, ARGS(
+	    app_req(r)->user->id, q != NULL && *q != '\0' ?
+	    like_pattern(r, q) : NULL, us, id, limit))) == NULL)
 		return;
-	n = PQntuples(res);
+	n = sql_rows(res);
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_karr(&w, "conversations");
 	for (i = 0; i < n && i < lp.limit; i++)
-		render_conversation(&w, res, i, 2);
+		render_conversation(&w, res, i, CL_CONV);
 	jw_end(&w);
-	list_next_cursor(r, &w, n > lp.limit ? cursor_of(r, res,
-	    lp.limit - 1) : NULL);
+	list_next_cursor(r, &w, n > lp.limit ? list_us_id_key(r, res,
+	    lp.limit - 1, CL_US, CL_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
@@ -140,18 +106,19 @@ conv_list(struct request *r)
 void
 conv_create(struct request *r)
 {
-	const char *p[3] = { app_req(r)->user->id, r->in[CC_TITLE].present ?
-	    r->in[CC_TITLE].s : "New conversation", r->in[CC_PERSONA].s };
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_CONV_CREATE, p)) != NULL)
+	if ((res = sql_row_or_reply(r, STMT_CONV_CREATE, ARGS(
+	    app_req(r)->user->id, r->in[CC_TITLE].present ?
+	    r->in[CC_TITLE].s : "New conversation", r->in[CC_PERSONA].s))) !=
+	    NULL)
 		reply_conversation(r, 201, res);
 }
 
 void
 conv_get(struct request *r)
 {
-	const char *p[5] = { r->params[0], app_req(r)->user->id };
+	const char *cid = r->params[0], *uid = app_req(r)->user->id, *us, *id;
 	struct list_page lp;
 	struct buf b = BUF_INIT;
 	struct jw w;
@@ -161,20 +128,21 @@ conv_get(struct request *r)
 
 	/* `before` is the cursor of this list, `limit` up to 200. */
 	if (list_page_or_reply(r, 50, 200, "before", &lp) != 0 ||
-	    split_cursor(r, &lp, &p[2], &p[3]) != 0)
+	    list_us_id_cursor_or_reply(r, &lp, &us, &id) != 0)
 		return;
-	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, p)) == NULL)
+	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid))) ==
+	    NULL)
 		return;
-	if (PQntuples(conv) == 0) {
+	if (sql_rows(conv) == 0) {
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
-	p[4] = limit;
-	if ((res = sql_run_or_reply(r, STMT_CONV_MESSAGES, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_CONV_MESSAGES, ARGS(cid, uid, us,
+	    id, limit))) == NULL)
 		return;
 	/* One row more than asked: the oldest, which says there is more. */
-	n = PQntuples(res);
+	n = sql_rows(res);
 	skip = n > lp.limit;
 	jw_init(&w, &b);
 	jw_obj(&w);
@@ -182,10 +150,11 @@ conv_get(struct request *r)
 	render_conversation(&w, conv, 0, 0);
 	jw_karr(&w, "messages");
 	for (i = skip; i < n; i++)
-		render_message(&w, res, i, 2);
+		render_message(&w, res, i, CM_MSG);
 	jw_end(&w);
 	jw_key(&w, "messages_cursor");
-	list_cursor_value(r, &w, skip ? cursor_of(r, res, 1) : NULL);
+	list_cursor_value(r, &w, skip ? list_us_id_key(r, res, 1, CM_US, CM_ID) :
+	    NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
@@ -194,18 +163,20 @@ conv_get(struct request *r)
 void
 conv_update(struct request *r)
 {
-	const char *p[4] = { r->params[0], app_req(r)->user->id,
-	    r->in[CU_TITLE].present ? r->in[CU_TITLE].s : NULL,
-	    r->in[CU_PERSONA].present ? r->in[CU_PERSONA].s : NULL };
+	const char *cid = r->params[0], *uid = app_req(r)->user->id;
+	const char *title = r->in[CU_TITLE].present ? r->in[CU_TITLE].s : NULL;
+	const char *persona = r->in[CU_PERSONA].present ?
+	    r->in[CU_PERSONA].s : NULL;
 	PGresult *res;
 
 	/* Nothing to change: no write, so it keeps its place in the list. */
-	res = p[2] == NULL && p[3] == NULL ?
-	    sql_run_or_reply(r, STMT_CONV_GET, p) :
-	    sql_run_or_reply(r, STMT_CONV_UPDATE, p);
+	res = title == NULL && persona == NULL ?
+	    sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid)) :
+	    sql_run_or_reply(r, STMT_CONV_UPDATE, ARGS(cid, uid, title,
+	    persona));
 	if (res == NULL)
 		return;
-	if (PQntuples(res) == 0)
+	if (sql_rows(res) == 0)
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
 	else
 		reply_conversation(r, 200, res);
@@ -214,12 +185,12 @@ conv_update(struct request *r)
 void
 conv_delete(struct request *r)
 {
-	const char *p[2] = { r->params[0], app_req(r)->user->id };
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_CONV_DELETE, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_CONV_DELETE, ARGS(r->params[0],
+	    app_req(r)->user->id))) == NULL)
 		return;
-	if (PQntuples(res) == 0)
+	if (sql_rows(res) == 0)
 		reply_error(r, 404, "not_found", "No such conversation.", NULL);
 	else
 		reply_empty(r, 204);

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "sql.h"
 #include "list.h"
 #include "lib/b64.h"
 #include "lib/num.h"
@@ -79,4 +80,33 @@ list_cursor_is_int(const char *s)
 	long long n;
 
 	return num_parse(s, 1, (long long)1 << 62, &n) == 0;
+}
+
+int
+list_us_id_cursor_or_reply(struct request *r, const struct list_page *lp,
+    const char **us, const char **id)
+{
+	const char *cursor = lp->cursor;
+	const char *comma = cursor != NULL ? strchr(cursor, ',') : NULL;
+	long long v;
+
+	*us = *id = NULL;
+	if (cursor == NULL)
+		return 0;
+	if (comma == NULL || num_parsen(cursor, (size_t)(comma - cursor), 0,
+	    (long long)1 << 60, &v) != 0 || !json_uuid_ok(comma + 1)) {
+		list_reply_bad_cursor(r, lp);
+		return -1;
+	}
+	*us = arena_strndup(r->arena, cursor, (size_t)(comma - cursor));
+	*id = comma + 1;
+	return 0;
+}
+
+const char *
+list_us_id_key(struct request *r, const PGresult *res, int row, int us_col,
+    int id_col)
+{
+	return arena_printf(r->arena, "%s,%s", sql_str(res, row, us_col),
+	    sql_str(res, row, id_col));
 }

@@ -31,4 +31,17 @@ void	list_cursor_value(struct request *, struct jw *, const char *key);
 int	list_cursor_is_int(const char *);
 void	list_reply_bad_cursor(struct request *, const struct list_page *);
 
+/*
+ * Lists ordered by (timestamp, uuid) use the key "us,uuid": the
+ * timestamp in microseconds (api_us() in SQL), and the row's id.
+ * list_us_id_cursor_or_reply() splits the page's decoded cursor into
+ * arena copies (both NULL without one); 0, or -1 after replying 400.
+ * list_us_id_key() is the key of a result row from its two columns.
+ */
+struct pg_result;
+int	list_us_id_cursor_or_reply(struct request *, const struct list_page *,
+	    const char **us, const char **id);
+const char *list_us_id_key(struct request *, const struct pg_result *,
+	    int row, int us_col, int id_col);
+
 #endif

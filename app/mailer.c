@@ -16,8 +16,9 @@
  * notifies), waking when the next retry is due and every 30 s anyway.
  * Without SMTP_URL each mail becomes a file <id>-<template>.eml in
  * MIKY_MAIL_DIR.  SIGTERM or SIGINT: the mail being sent is finished,
- * then the mailer exits with 0.  Once an hour it also purges rate-limit
- * windows older than a day.
+ * then the mailer exits with 0.  The link of a mail is built as it is
+ * sent, and the token it carries leaves the row with the sending
+ * (mail.c); sent rows are purged by the janitor (janitor.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,15 +52,10 @@
 #define POLL_MS		30000		/* sleep at most, without a NOTIFY */
 #define BUSY_MS		1000		/* due rows all held by other mailers */
 #define RECONNECT_MS	5000
-#define HOUSEKEEP_MS	(3600 * 1000)
 #define RETRY_CAP_MS	(3600 * 1000LL)
 #define SMTP_CONNECT_MS	10000L
 #define SMTP_TIMEOUT_MS	60000L
 #define ERROR_MAX	512
-
-/* Columns of STMT_OUTBOX_CLAIM. */
-enum { C_ID, C_TO, C_TEMPLATE, C_LANGUAGE, C_FIRST_NAME, C_LINK,
-    C_ATTEMPTS, C_MESSAGE_ID };
 
 struct mailer {
 	struct db	*db;		/* NULL: none at the moment */
@@ -67,7 +63,6 @@ struct mailer {
 	int		 sigfd;
 	bool		 stop;
 	char		 from[321];	/* envelope sender, from MAIL_FROM */
-	int64_t		 housekeep_at;	/* clock_ms() of the next purge */
 };
 
 /* The row being sent; strings point into the claim's result. */
@@ -171,47 +166,30 @@ idle(struct mailer *m, int64_t ms)
 }
 
 /*
- * Milliseconds to sleep: until the next row is due or the next purge,
+ * Milliseconds to sleep: until the next row is due,
  * at most POLL_MS.  Rows due already are held by other mailers (ours
  * found none to claim): look again in BUSY_MS.
  */
 static int64_t
 next_wait_ms(struct mailer *m)
 {
-	int64_t wait = POLL_MS, purge = m->housekeep_at - clock_ms();
+	int64_t wait = POLL_MS;
 	struct db_err err;
 	PGresult *res;
 	long long due;
 
-	if ((res = db_exec(m->db, STMT_OUTBOX_NEXT_DUE, NULL, &err)) == NULL)
+	if ((res = db_exec(m->db, STMT_OUTBOX_NEXT_DUE, NO_ARGS, &err)) ==
+	    NULL)
 		return BUSY_MS;
-	if (!PQgetisnull(res, 0, 0) && num_parse(PQgetvalue(res, 0, 0),
-	    LLONG_MIN, LLONG_MAX, &due) == 0) {
+	if (PQntuples(res) == 1 && !sql_null(res, 0, SQL_ONLY)) {
+		due = sql_int(res, 0, SQL_ONLY);
 		if (due <= 0)
 			wait = BUSY_MS;
 		else if (due + 10 < wait)
 			wait = due + 10;	/* due by then on any clock */
 	}
 	PQclear(res);
-	if (purge < wait)
-		wait = purge > 0 ? purge : 0;
 	return wait;
-}
-
-/* Deletes rate-limit windows older than a day, once an hour. */
-static void
-housekeep(struct mailer *m)
-{
-	struct db_err err;
-	PGresult *res;
-
-	if (clock_ms() < m->housekeep_at)
-		return;
-	m->housekeep_at = clock_ms() + HOUSEKEEP_MS;
-	if ((res = db_exec(m->db, STMT_RATE_PURGE, NULL, &err)) == NULL)
-		return;
-	log_info("purged %s expired rate-limit windows", PQcmdTuples(res));
-	PQclear(res);
 }
 
 /*
@@ -241,7 +219,8 @@ static int
 compose(const struct outbox *o, const PGresult *res, struct buf *msg,
     char *err, size_t errlen)
 {
-	struct mail_content c;
+	struct mail_content c = { 0 };
+	struct buf link = BUF_INIT;
 	struct mime_msg mm;
 	int t = mail_template_lookup(o->template), rc = -1;
 
@@ -249,9 +228,10 @@ compose(const struct outbox *o, const PGresult *res, struct buf *msg,
 		snprintf(err, errlen, "unknown template");
 		return -1;
 	}
-	if (mail_render(&c, t, sql_get(res, 0, C_LANGUAGE),
-	    sql_get(res, 0, C_FIRST_NAME), sql_get(res, 0, C_LINK)) != 0) {
-		snprintf(err, errlen, "the payload has no http(s) link");
+	mail_link(&link, t, sql_str(res, 0, OC_TOKEN));
+	if (mail_render(&c, t, sql_str(res, 0, OC_LANGUAGE),
+	    sql_str(res, 0, OC_FIRST_NAME), link.p) != 0) {
+		snprintf(err, errlen, "the link is not http(s)");
 		goto out;
 	}
 	mm = (struct mime_msg){ conf.mail_from, o->to, c.subject,
@@ -264,6 +244,7 @@ compose(const struct outbox *o, const PGresult *res, struct buf *msg,
 	rc = 0;
 out:
 	mail_content_free(&c);
+	buf_free(&link);
 	return rc;
 }
 
@@ -361,7 +342,6 @@ static int
 send_one(struct mailer *m)
 {
 	char err[ERROR_MAX] = "", limit[24], delay[24];
-	const char *p[5];
 	struct outbox o;
 	struct db_err dberr;
 	struct buf msg = BUF_INIT;
@@ -371,49 +351,44 @@ send_one(struct mailer *m)
 	int rc = -1;
 
 	if (db_begin(m->db, &dberr) != 0 ||
-	    (res = db_exec(m->db, STMT_OUTBOX_CLAIM, NULL, &dberr)) == NULL)
+	    (res = db_exec(m->db, STMT_OUTBOX_CLAIM, NO_ARGS, &dberr)) ==
+	    NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
 		db_rollback(m->db);
 		rc = 0;
 		goto out;
 	}
-	o.id = PQgetvalue(res, 0, C_ID);
-	o.to = PQgetvalue(res, 0, C_TO);
-	o.template = PQgetvalue(res, 0, C_TEMPLATE);
-	if (num_parse(PQgetvalue(res, 0, C_ATTEMPTS), 0, INT_MAX,
-	    &o.attempt) != 0)
-		o.attempt = 0;
-	o.attempt++;
-	if (PQgetisnull(res, 0, C_MESSAGE_ID))
+	o.id = sql_str(res, 0, OC_ID);
+	o.to = sql_str(res, 0, OC_TO);
+	o.template = sql_str(res, 0, OC_TEMPLATE);
+	o.attempt = sql_int(res, 0, OC_ATTEMPTS) + 1;
+	if (sql_null(res, 0, OC_MESSAGE_ID))
 		mime_message_id(conf.mail_from, o.message_id);
 	else
 		snprintf(o.message_id, sizeof(o.message_id), "%s",
-		    PQgetvalue(res, 0, C_MESSAGE_ID));
+		    sql_str(res, 0, OC_MESSAGE_ID));
 
 	if (compose(&o, res, &msg, err, sizeof(err)) != 0)
 		permanent = true;
 	else
 		sent = deliver(m, &o, &msg, err, sizeof(err)) == 0;
 
-	p[0] = o.id;
-	if (sent) {
-		p[1] = o.message_id;
-		upd = db_exec(m->db, STMT_OUTBOX_SENT, p, &dberr);
-	} else {
+	if (sent)
+		upd = db_exec(m->db, STMT_OUTBOX_SENT, ARGS(o.id,
+		    o.message_id), &dberr);
+	else {
 		retry_ms = backoff_ms(o.attempt);
 		snprintf(limit, sizeof(limit), "%lld", permanent ? 0 :
 		    conf.mail_max_attempts);
 		snprintf(delay, sizeof(delay), "%lld", (long long)retry_ms);
-		p[1] = err;
-		p[2] = limit;
-		p[3] = delay;
-		p[4] = o.message_id;
-		upd = db_exec(m->db, STMT_OUTBOX_FAILED, p, &dberr);
+		upd = db_exec(m->db, STMT_OUTBOX_FAILED, ARGS(o.id, err, limit,
+		    delay, o.message_id), &dberr);
 	}
 	if (upd == NULL || db_commit(m->db, &dberr) != 0)
 		goto out;
-	log_attempt(&o, sent ? "sent" : PQgetvalue(upd, 0, 0), err, retry_ms);
+	log_attempt(&o, sent ? "sent" : sql_str(upd, 0, SQL_ONLY), err,
+	    retry_ms);
 	rc = 1;
 out:
 	if (rc < 0 && sent)
@@ -466,6 +441,7 @@ mailer_main(void)
 		.size = 1,
 		.statement_timeout_ms = (int)conf.statement_timeout_ms,
 		.acquire_timeout_ms = 5000,
+		.connect_timeout_ms = (int)conf.db_connect_timeout_ms,
 		.stmts = sql_stmts,
 		.nstmts = STMT__MAX,
 		.application_name = "miky-mailer",
@@ -482,7 +458,6 @@ mailer_main(void)
 			idle(&m, RECONNECT_MS);
 			continue;
 		}
-		housekeep(&m);
 		n = 0;
 		while (!stopping(&m) && (n = send_one(&m)) > 0)
 			;

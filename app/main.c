@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "sql.h"
 #include "config.h"
 #include "lib/db.h"
 #include "lib/log.h"
@@ -88,7 +89,7 @@ cmd_user(int argc, char *argv[])
 		fprintf(stderr, "miky: no account with email %s\n", argv[3]);
 	else {
 		printf("%s is now an administrator (user %s)\n", argv[3],
-		    PQgetvalue(res, 0, 0));
+		    sql_str(res, 0, SQL_ONLY));
 		rc = 0;
 	}
 	PQclear(res);

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "app.h"
+#include "sql.h"
 #include "migrate.h"
 #include "lib/db.h"
 #include "lib/log.h"
@@ -46,7 +47,7 @@ applied(PGconn *c, const struct schema_file *f)
 		rc = 0;
 	else {
 		rc = 1;
-		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		if (!sql_bool(res, 0, SQL_ONLY))
 			log_warnx("migration %s changed after it was applied",
 			    f->name);
 	}

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "app.h"
+#include "config.h"
 #include "policy.h"
 #include "ratelimit.h"
 #include "sql.h"
@@ -59,30 +60,40 @@ language_code_ok(const char *s)
 static void
 reply_hash_failure(struct request *r, enum password_result pr)
 {
-	if (pr == PASSWORD_BUSY)
+	if (pr == PASSWORD_BUSY) {
+		req_add_header(r, "Retry-After", "1");
 		reply_error(r, 503, "unavailable", "The service is busy; "
 		    "please retry.", NULL);
-	else
+	} else
 		reply_error(r, 500, "internal_error",
 		    "Something went wrong on our side.", NULL);
 }
 
 int
-password_check_or_reply(struct request *r, const char *email,
-    const char *phc, const char *pw, const char *wrong)
+password_check_or_reply(struct request *r, enum pw_check kind,
+    const char *subject, const char *phc, const char *pw, const char *wrong)
 {
-	const char *key = arena_printf(r->arena, "signin_fail:%s", email);
+	const char *key = arena_printf(r->arena, "%s:%s", kind == PW_SIGNIN ?
+	    "signin_fail" : "reauth_fail", subject);
+	const char *addr = kind == PW_SIGNIN ? arena_printf(r->arena,
+	    "signin_addr:%s", rate_address(r)) : NULL;
 	enum password_result pr;
 
 	if (rate_take_or_reply(r, key, PASSWORD_WINDOW, PASSWORD_FAILS) != 0)
 		return -1;
-	/* No connection is held while hashing. */
-	sql_release(r);
-	if (phc == NULL) {
-		password_burn(pw);
-		pr = PASSWORD_MISMATCH;
-	} else if ((pr = password_verify(phc, pw)) != PASSWORD_MISMATCH)
+	if (addr != NULL && rate_take_or_reply(r, addr, ADDRESS_WINDOW,
+	    (int)conf.address_fails) != 0) {
 		rate_unhit(r, key, PASSWORD_WINDOW);
+		return -1;
+	}
+	sql_release(r);
+	pr = phc == NULL ? password_burn(pw) : password_verify(phc, pw);
+	if (pr != PASSWORD_MISMATCH) {
+		rate_unhit(r, key, PASSWORD_WINDOW);
+		if (addr != NULL)
+			rate_unhit(r, addr, ADDRESS_WINDOW);
+		sql_release(r);
+	}
 	if (pr == PASSWORD_MATCH)
 		return 0;
 	if (pr == PASSWORD_MISMATCH)
@@ -96,9 +107,10 @@ char *
 password_hash_or_reply(struct request *r, const char *pw)
 {
 	char *out = arena_alloc(r->arena, PASSWORD_HASH_MAX);
-	enum password_result pr = password_hash(pw, out, PASSWORD_HASH_MAX);
+	enum password_result pr;
 
-	if (pr == PASSWORD_MATCH)
+	sql_assert_none(r, "a password hash");
+	if ((pr = password_hash(pw, out, PASSWORD_HASH_MAX)) == PASSWORD_MATCH)
 		return out;
 	reply_hash_failure(r, pr);
 	return NULL;

@@ -12,9 +12,19 @@
 
 struct request;
 
-/* Wrong passwords allowed per account (email) and window, in seconds. */
+/* Wrong passwords allowed per account and window, in seconds. */
 #define PASSWORD_FAILS		10
 #define PASSWORD_WINDOW		(15 * 60)
+/* Failed sign-ins per client address: MIKY_ADDRESS_FAILS per window. */
+#define ADDRESS_WINDOW		(10 * 60)
+
+/* The failure counters a password check counts against. */
+enum pw_check {
+	PW_SIGNIN,	/* sign-in and verification: the account's (or an
+			   unknown email's) and the client address's */
+	PW_REAUTH,	/* a signed-in user confirming: the account's own,
+			   apart, so strangers' guesses cannot lock it */
+};
 
 /* NULL if pw is acceptable for email, else a sentence saying why not. */
 const char	*password_problem(const char *pw, const char *email);
@@ -22,13 +32,15 @@ const char	*password_problem(const char *pw, const char *email);
 /*
  * Checks pw against the stored hash phc (NULL for an account that does
  * not exist: a hash is spent all the same, so timing tells nothing).
- * The attempt counts against the email's limit first and is given back
- * unless the password was wrong, so parallel guesses cannot overrun it.
- * Releases the request's database connection while hashing.  Returns 0
- * on a match, or -1 after replying: 401 invalid_credentials with the
- * sentence `wrong`, 429, 503 or 500.
+ * The attempt takes a place in the limits of `kind` first -- for the
+ * account `subject` (a user id, or the email of no account) -- and gives
+ * it back unless the password was wrong, so parallel guesses cannot
+ * overrun them.  Holds no database connection while hashing, nor after.
+ * Returns 0 on a match, or -1 after replying: 401 invalid_credentials
+ * with the sentence `wrong`, 429, 503 or 500.
  */
-int		 password_check_or_reply(struct request *, const char *email,
+int		 password_check_or_reply(struct request *, enum pw_check kind,
+		    const char *subject,
 		    const char *phc, const char *pw, const char *wrong);
 
 /* A PHC hash of pw in request memory; NULL after replying 503 or 500. */

@@ -1,31 +1,25 @@
+#include <arpa/inet.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <string.h>
 
 #include "app.h"
 #include "ratelimit.h"
 #include "sql.h"
 
-static int
-run(struct request *r, enum stmt s, const char *key, int window_s,
-    int *retry_after)
-{
-	char window[16];
-	const char *params[2] = { key, window };
-	PGresult *res;
-
-	snprintf(window, sizeof(window), "%d", window_s);
-	if ((res = sql_run_or_reply(r, s, params)) == NULL)
-		return -1;
-	*retry_after = atoi(PQgetvalue(res, 0, 1));
-	if (*retry_after < 1)
-		*retry_after = 1;
-	return atoi(PQgetvalue(res, 0, 0));
-}
-
 int
 rate_hit(struct request *r, const char *key, int window_s, int *retry_after)
 {
-	return run(r, STMT_RATE_HIT, key, window_s, retry_after);
+	char window[16];
+	PGresult *res;
+
+	snprintf(window, sizeof(window), "%d", window_s);
+	if ((res = sql_row_or_reply(r, STMT_RATE_HIT, ARGS(key, window))) ==
+	    NULL)
+		return -1;
+	*retry_after = (int)sql_int(res, 0, RH_RETRY_AFTER);
+	if (*retry_after < 1)
+		*retry_after = 1;
+	return (int)sql_int(res, 0, RH_COUNT);
 }
 
 int
@@ -48,11 +42,29 @@ void
 rate_unhit(struct request *r, const char *key, int window_s)
 {
 	char window[16];
-	const char *params[2] = { key, window };
 	struct db_err err;
 
 	snprintf(window, sizeof(window), "%d", window_s);
-	(void)sql_run(r, STMT_RATE_UNHIT, params, &err);
+	(void)sql_run(r, STMT_RATE_UNHIT, ARGS(key, window), &err);
+}
+
+const char *
+rate_address(struct request *r)
+{
+	struct in6_addr a6;
+	char out[INET6_ADDRSTRLEN];
+
+	if (r->remote_addr == NULL || *r->remote_addr == '\0')
+		return "unknown";
+	/* IPv4, and IPv4 mapped into IPv6, stay whole. */
+	if (strchr(r->remote_addr, ':') == NULL ||
+	    inet_pton(AF_INET6, r->remote_addr, &a6) != 1 ||
+	    IN6_IS_ADDR_V4MAPPED(&a6))
+		return r->remote_addr;
+	memset(a6.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &a6, out, sizeof(out)) == NULL)
+		return r->remote_addr;
+	return arena_printf(r->arena, "%s/64", out);
 }
 
 void

@@ -25,6 +25,12 @@ int	rate_take_or_reply(struct request *, const char *key, int window_s,
 	    int limit);
 /* Gives back an event counted in the current window; errors ignored. */
 void	rate_unhit(struct request *, const char *key, int window_s);
+/*
+ * The client's address as a limit key: nginx's REMOTE_ADDR (never a
+ * header the client sets), an IPv6 address cut to its /64, since one
+ * host usually owns a whole /64.  "unknown" without one.
+ */
+const char *rate_address(struct request *);
 /* 429 rate_limited with Retry-After. */
 void	reply_rate_limited(struct request *, int retry_after);
 

@@ -1,7 +1,7 @@
-#include <stdlib.h>
 #include <string.h>
 
 #include "render.h"
+#include "sql.h"
 
 /*
  * An object is a list of fields, each the JSON name and the kind of the
@@ -22,14 +22,14 @@ render(struct jw *w, const struct field *f, const PGresult *res, int row,
 
 	jw_obj(w);
 	for (; f->name != NULL; f++, col++) {
-		v = PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+		v = sql_str(res, row, col);
 		jw_key(w, f->name);
 		if (v == NULL)
 			jw_null(w);
 		else if (f->kind == INT)
-			jw_int(w, atoll(v));
+			jw_int(w, sql_int(res, row, col));
 		else if (f->kind == BOOL)
-			jw_bool(w, *v == 't');
+			jw_bool(w, sql_bool(res, row, col));
 		else if (f->kind == TS)
 			render_ts(w, v);
 		else
@@ -77,6 +77,14 @@ static const struct field referral_fields[] = {
 	{ "credits_awarded", INT }, { "cash_awarded_cents", INT },
 	{ NULL, STR }
 };
+
+#define NFIELDS(a)	(sizeof(a) / sizeof((a)[0]) - 1)
+_Static_assert(NFIELDS(user_fields) == USER_NCOLS, "USER_COLS");
+_Static_assert(NFIELDS(conversation_fields) == CONV_NCOLS, "CONV_COLS");
+_Static_assert(NFIELDS(message_fields) == MSG_NCOLS, "MSG_COLS");
+_Static_assert(NFIELDS(ledger_fields) == LEDGER_NCOLS, "LEDGER_COLS");
+_Static_assert(NFIELDS(transaction_fields) == TX_NCOLS, "TX_COLS");
+_Static_assert(NFIELDS(referral_fields) == REFERRAL_NCOLS, "REFERRAL_COLS");
 
 /*
  * "2026-11-26 12:58:08.447123+00" (or without a fraction) becomes

@@ -25,24 +25,46 @@
 	"(" u ".cash_paid_out * 100)::bigint, "				\
 	u ".subscription_status, " u ".created_at, " u ".updated_at"
 
+/* Columns of the objects, counted from the object's first column. */
+enum { USER_ID, USER_EMAIL, USER_FIRST_NAME, USER_LAST_NAME, USER_CREDITS,
+	USER_PLAN, USER_ROLE, USER_LANGUAGE, USER_EMAIL_VERIFIED,
+	USER_REFERRAL_CODE, USER_REFERRALS_COUNT, USER_CASH_EARNED,
+	USER_CASH_PAID_OUT, USER_SUBSCRIPTION_STATUS, USER_CREATED_AT,
+	USER_UPDATED_AT, USER_NCOLS };
+
 #define CONV_COLS(c)							\
 	c ".id, " c ".title, " c ".persona, " c ".message_count, "	\
 	c ".created_at, " c ".updated_at"
+
+enum { CONV_ID, CONV_TITLE, CONV_PERSONA, CONV_MESSAGE_COUNT,
+	CONV_CREATED_AT, CONV_UPDATED_AT, CONV_NCOLS };
 
 #define MSG_COLS(m)							\
 	m ".id, " m ".conversation_id, " m ".sender, " m ".content, "	\
 	m ".persona, " m ".credits_consumed, " m ".created_at"
 
+enum { MSG_ID, MSG_CONVERSATION_ID, MSG_SENDER, MSG_CONTENT, MSG_PERSONA,
+	MSG_CREDITS_CONSUMED, MSG_CREATED_AT, MSG_NCOLS };
+
 #define LEDGER_COLS(l)							\
 	l ".delta, " l ".balance_after, " l ".reason, " l ".created_at"
+
+enum { LEDGER_DELTA, LEDGER_BALANCE_AFTER, LEDGER_REASON,
+	LEDGER_CREATED_AT, LEDGER_NCOLS };
 
 #define TX_COLS(t)							\
 	t ".id, " t ".type, (" t ".amount * 100)::bigint, " t ".credits, " \
 	t ".status, " t ".created_at"
 
+enum { TX_ID, TX_TYPE, TX_AMOUNT_CENTS, TX_CREDITS, TX_STATUS,
+	TX_CREATED_AT, TX_NCOLS };
+
 #define REFERRAL_COLS(r)						\
 	r ".referred_first_name, " r ".status, " r ".created_at, "	\
 	r ".credits_awarded, (" r ".cash_awarded * 100)::bigint"
+
+enum { REFERRAL_FIRST_NAME, REFERRAL_STATUS, REFERRAL_CREATED_AT,
+	REFERRAL_CREDITS_AWARDED, REFERRAL_CASH_AWARDED, REFERRAL_NCOLS };
 
 void	render_user(struct jw *, const PGresult *, int row, int col);
 void	render_conversation(struct jw *, const PGresult *, int row, int col);

@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "janitor.h"
 #include "settings.h"
 #include "sql.h"
 #include "lib/db.h"
@@ -23,20 +24,33 @@ worker_init(void)
 		.size = (int)conf.db_pool,
 		.statement_timeout_ms = (int)conf.statement_timeout_ms,
 		.acquire_timeout_ms = 5000,
+		.connect_timeout_ms = (int)conf.db_connect_timeout_ms,
 		.stmts = sql_stmts,
 		.nstmts = STMT__MAX,
 		.application_name = "miky",
 	};
 
+	struct db_err err;
+	struct db *d;
+
 	password_init((int)conf.hash_concurrency);
 	if (http_global_init() != 0 || db_pool_init(&dc) != 0)
 		return -1;
-	return settings_start(conf.database_url);
+	/*
+	 * The first connection checks every statement against the
+	 * database (db_check_stmts); open it now, not at the first request.
+	 * A database that is down is checked when it is back.
+	 */
+	if ((d = db_acquire(&err)) != NULL)
+		db_release(d);
+	return settings_start(conf.database_url) != 0 ||
+	    janitor_start() != 0 ? -1 : 0;
 }
 
 static void
 worker_exit(void)
 {
+	janitor_stop();
 	settings_stop();
 	db_pool_free();
 }

@@ -42,18 +42,16 @@ bearer(struct request *r)
 static bool
 ended(const struct jwt_claims *c, const PGresult *res)
 {
-	long long tva_ms = atoll(PQgetvalue(res, 0, 3));
-
-	if (c->iat * 1000 >= tva_ms)
+	if (c->iat * 1000 >= sql_int(res, 0, AU_TVA_MS))
 		return false;
-	return PQgetisnull(res, 0, 9) ||
-	    strcmp(c->sid, PQgetvalue(res, 0, 9)) != 0;
+	return sql_null(res, 0, AU_FAMILY) ||
+	    strcmp(c->sid, sql_str(res, 0, AU_FAMILY)) != 0;
 }
 
 int
 session_auth_or_reply(struct request *r, enum access level)
 {
-	const char *tok = bearer(r), *params[1];
+	const char *tok = bearer(r);
 	struct jwt_claims c;
 	struct user *u;
 	PGresult *res;
@@ -81,12 +79,11 @@ session_auth_or_reply(struct request *r, enum access level)
 		    "valid.");
 		return -1;
 	}
-	params[0] = c.sub;
-	if ((res = sql_run_or_reply(r, STMT_AUTH_USER, params)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_AUTH_USER, ARGS(c.sub))) == NULL)
 		return -1;
 	/* Deleted, banned, unverified, or signed out since the token. */
-	if (PQntuples(res) != 1 || *PQgetvalue(res, 0, 1) == 't' ||
-	    *PQgetvalue(res, 0, 2) != 't' || ended(&c, res)) {
+	if (sql_rows(res) != 1 || sql_bool(res, 0, AU_BANNED) ||
+	    !sql_bool(res, 0, AU_VERIFIED) || ended(&c, res)) {
 		unauthorized(r, "unauthorized", "This session has ended; sign "
 		    "in again.");
 		return -1;
@@ -94,14 +91,14 @@ session_auth_or_reply(struct request *r, enum access level)
 	u = arena_zalloc(r->arena, sizeof(*u));
 	u->id = arena_strdup(r->arena, c.sub);
 	u->sid = c.sid[0] != '\0' ? arena_strdup(r->arena, c.sid) : NULL;
-	u->admin = strcmp(PQgetvalue(res, 0, 0), "admin") == 0;
-	u->credits = atoll(PQgetvalue(res, 0, 4));
-	u->plan = PQgetvalue(res, 0, 5);
-	u->email = PQgetvalue(res, 0, 6);
-	u->first_name = PQgetvalue(res, 0, 7);
-	u->language = PQgetvalue(res, 0, 8);
+	u->admin = strcmp(sql_str(res, 0, AU_ROLE), "admin") == 0;
+	u->credits = sql_int(res, 0, AU_CREDITS);
+	u->plan = sql_str(res, 0, AU_PLAN);
+	u->email = sql_str(res, 0, AU_EMAIL);
+	u->first_name = sql_str(res, 0, AU_FIRST_NAME);
+	u->language = sql_str(res, 0, AU_LANGUAGE);
 	u->row = res;
-	u->col = 10;
+	u->col = AU_USER;
 	app_req(r)->user = u;
 	r->user_id = u->id;
 	log_set_user(u->id);
@@ -132,19 +129,14 @@ session_issue_or_reply(struct request *r, const char *user_id,
 {
 	char refresh[TOKEN_LEN + 1], hash[BYTEA_HEX_LEN + 1];
 	char access[JWT_MAX_LEN];
-	const char *params[5];
 	struct jwt_claims c;
 	PGresult *res;
 	int64_t now = clock_unix();
 
 	token_new(refresh);
 	token_hash_hex(refresh, hash);
-	params[0] = user_id;
-	params[1] = family;
-	params[2] = hash;
-	params[3] = user_agent(r);
-	params[4] = r->remote_addr;
-	if ((res = sql_run_or_reply(r, STMT_REFRESH_INSERT, params)) == NULL)
+	if ((res = sql_row_or_reply(r, STMT_REFRESH_INSERT, ARGS(user_id,
+	    family, hash, user_agent(r), r->remote_addr))) == NULL)
 		return -1;
 
 	/*
@@ -154,7 +146,7 @@ session_issue_or_reply(struct request *r, const char *user_id,
 	 */
 	memset(&c, 0, sizeof(c));
 	snprintf(c.sub, sizeof(c.sub), "%s", user_id);
-	snprintf(c.sid, sizeof(c.sid), "%s", PQgetvalue(res, 0, 0));
+	snprintf(c.sid, sizeof(c.sid), "%s", sql_str(res, 0, SQL_ONLY));
 	c.iat = now * 1000 >= tva_ms ? now : (tva_ms + 999) / 1000;
 	c.exp = c.iat + ACCESS_TTL;
 	if (jwt_sign(conf.jwt_secret, strlen(conf.jwt_secret), ISSUER, &c,

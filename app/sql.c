@@ -1,10 +1,15 @@
 #include "sql.h"
 #include "app.h"
 #include "render.h"
+#include <limits.h>
+
 #include "lib/arena.h"
+#include "lib/log.h"
+#include "lib/num.h"
 #include "lib/request.h"
 
-#define S(id, text, n, flags)	[id] = { #id, text, n, flags }
+#define S(id, text, nparams, ncols, flags) \
+	[id] = { #id, text, nparams, ncols, flags }
 
 /*
  * The new tokens_valid_after when every session of a user ends.  Access
@@ -19,7 +24,7 @@
 	" + interval '1001 milliseconds')"
 
 const struct db_stmt sql_stmts[STMT__MAX] = {
-	S(STMT_PING, "SELECT 1", 0, DB_RETRY),
+	S(STMT_PING, "SELECT 1", 0, 1, DB_RETRY),
 
 	/*
 	 * The user behind an access token, with what the checks need and
@@ -30,13 +35,13 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8,"
 	    " u.credits, u.plan, u.email, u.first_name, u.language,"
 	    " u.tokens_valid_family, " USER_COLS("u")
-	    " FROM users u WHERE u.id = $1", 1, DB_RETRY),
+	    " FROM users u WHERE u.id = $1", 1, AU__N, DB_RETRY),
 	S(STMT_REFRESH_INSERT,
 	    "INSERT INTO refresh_tokens (user_id, family_id, token_hash,"
 	    " expires_at, user_agent, ip)"
 	    " VALUES ($1, coalesce($2::uuid, gen_random_uuid()), $3,"
 	    " now() + interval '30 days', $4, $5::inet)"
-	    " RETURNING family_id", 5, 0),
+	    " RETURNING family_id", 5, 1, 0),
 	/* Spends a live token of a usable account; the next is issued. */
 	S(STMT_REFRESH_SPEND,
 	    "UPDATE refresh_tokens t SET used_at = now() FROM users u"
@@ -45,26 +50,36 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " AND u.id = t.user_id AND u.banned_at IS NULL"
 	    " AND u.email_verified"
 	    " RETURNING t.user_id, t.family_id,"
-	    " floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8", 1,
+	    " floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8", 1, RS__N,
 	    0),
+	/*
+	 * A token's family, locked for the transaction: rotations and
+	 * revocations of one family run one at a time (an advisory lock on
+	 * the family id), so no rotation can commit a new token beside a
+	 * revocation of its family and outlive it.
+	 */
 	S(STMT_REFRESH_LOOKUP,
-	    "SELECT family_id, used_at IS NOT NULL, revoked_at IS NOT NULL,"
-	    " user_id FROM refresh_tokens WHERE token_hash = $1", 1, 0),
+	    "SELECT t.family_id, t.used_at IS NOT NULL,"
+	    " t.revoked_at IS NOT NULL, t.user_id"
+	    " FROM refresh_tokens t,"
+	    " LATERAL pg_advisory_xact_lock(hashtextextended("
+	    "  t.family_id::text, 7314)) l"
+	    " WHERE t.token_hash = $1", 1, RL__N, 0),
 	S(STMT_REFRESH_REVOKE_FAMILY,
 	    "UPDATE refresh_tokens SET revoked_at = now()"
-	    " WHERE family_id = $1 AND revoked_at IS NULL", 1, 0),
+	    " WHERE family_id = $1 AND revoked_at IS NULL", 1, 0, 0),
 	/* Every family of a user but $2 (NULL: all of them). */
 	S(STMT_REFRESH_REVOKE_USER,
 	    "UPDATE refresh_tokens SET revoked_at = now()"
 	    " WHERE user_id = $1 AND revoked_at IS NULL"
-	    " AND ($2::uuid IS NULL OR family_id <> $2::uuid)", 2, 0),
+	    " AND ($2::uuid IS NULL OR family_id <> $2::uuid)", 2, 0, 0),
 	S(STMT_USER_END_SESSIONS,
 	    "UPDATE users SET tokens_valid_after = " TVA_BUMP ","
-	    " tokens_valid_family = NULL WHERE id = $1", 1, 0),
+	    " tokens_valid_family = NULL WHERE id = $1", 1, 0, 0),
 
 	S(STMT_REFERRER_BY_CODE,
-	    "SELECT id, first_name FROM users"
-	    " WHERE referral_code = $1 AND banned_at IS NULL", 1, DB_RETRY),
+	    "SELECT id, first_name, email FROM users"
+	    " WHERE referral_code = $1 AND banned_at IS NULL", 1, RC__N, DB_RETRY),
 	/*
 	 * A new pending account with its sign-up grant as the first ledger
 	 * row, in one statement.  No row back: the email (or, rarely, the
@@ -73,54 +88,52 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	 * users.email does, so "É" is stored and found as "é".
 	 */
 	S(STMT_SIGNUP_INSERT,
-	    "WITH s AS (SELECT coalesce((SELECT (value #>> '{}')::bigint"
-	    "  FROM admin_settings WHERE key = 'signup_credits'), 0) AS n),"
-	    " u AS (INSERT INTO users (email, password_hash, first_name,"
+	    "WITH u AS (INSERT INTO users (email, password_hash, first_name,"
 	    "  last_name, language, referral_code, referred_by, credits)"
-	    "  SELECT lower($1), $2, $3, $4, $5, $6, $7, s.n FROM s"
+	    "  VALUES (lower($1), $2, $3, $4, $5, $6, $7, $8::bigint)"
 	    "  ON CONFLICT DO NOTHING RETURNING id, credits),"
 	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
 	    "  reason, ref) SELECT id, credits, credits, 'signup', id::text"
 	    "  FROM u WHERE credits > 0)"
-	    " SELECT id FROM u", 7, 0),
+	    " SELECT id FROM u", 8, 1, 0),
 	S(STMT_USER_BY_EMAIL,
 	    "SELECT id, email_verified, banned_at IS NOT NULL, password_hash,"
 	    " first_name, language,"
 	    " floor(date_part('epoch', tokens_valid_after) * 1000)::int8,"
-	    " " USER_COLS("users") " FROM users WHERE email = lower($1)", 1,
+	    " " USER_COLS("users") " FROM users WHERE email = lower($1)", 1, UE__N,
 	    DB_RETRY),
 	S(STMT_PENDING_UPDATE,
 	    "UPDATE users SET password_hash = $2, first_name = $3,"
 	    " last_name = $4, language = $5"
-	    " WHERE id = $1 AND NOT email_verified", 5, 0),
+	    " WHERE id = $1 AND NOT email_verified", 5, 0, 0),
 	S(STMT_REFERRAL_INSERT,
 	    "INSERT INTO referrals (user_id, referred_user_id,"
-	    " referred_first_name) VALUES ($1, $2, $3)", 3, 0),
+	    " referred_first_name) VALUES ($1, $2, $3)", 3, 0, 0),
 	S(STMT_EMAIL_TOKENS_VOID,
 	    "UPDATE email_tokens SET used_at = now()"
-	    " WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL", 2, 0),
+	    " WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL", 2, 0, 0),
 	S(STMT_EMAIL_TOKEN_INSERT,
 	    "INSERT INTO email_tokens (user_id, purpose, token_hash,"
-	    " expires_at) VALUES ($1, $2, $3, now() + $4::interval)", 4, 0),
+	    " expires_at) VALUES ($1, $2, $3, now() + $4::interval)", 4, 0, 0),
 	S(STMT_EMAIL_TOKEN_SPEND,
 	    "UPDATE email_tokens SET used_at = now()"
 	    " WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL"
-	    " AND expires_at > now() RETURNING user_id", 2, 0),
+	    " AND expires_at > now() RETURNING user_id", 2, 1, 0),
 	S(STMT_EMAIL_TOKEN_PEEK,
 	    "SELECT t.id, t.user_id, u.email FROM email_tokens t"
 	    " JOIN users u ON u.id = t.user_id"
 	    " WHERE t.token_hash = $1 AND t.purpose = $2"
-	    " AND t.used_at IS NULL AND t.expires_at > now()", 2, 0),
+	    " AND t.used_at IS NULL AND t.expires_at > now()", 2, TP__N, 0),
 	S(STMT_EMAIL_TOKEN_SPEND_ID,
 	    "UPDATE email_tokens SET used_at = now()"
 	    " WHERE id = $1 AND used_at IS NULL AND expires_at > now()"
-	    " RETURNING user_id", 1, 0),
+	    " RETURNING user_id", 1, 1, 0),
 	S(STMT_USER_VERIFY,
 	    "UPDATE users SET email_verified = true,"
 	    " email_verified_at = coalesce(email_verified_at, now())"
 	    " WHERE id = $1 AND banned_at IS NULL"
 	    " RETURNING floor(date_part('epoch', tokens_valid_after) * 1000)::int8,"
-	    " " USER_COLS("users"), 1, 0),
+	    " " USER_COLS("users"), 1, UV__N, 0),
 	/*
 	 * A new password ends every session but family $3 (access tokens
 	 * through tokens_valid_after) and proves the email, as a reset link
@@ -131,12 +144,12 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " tokens_valid_after = " TVA_BUMP ","
 	    " tokens_valid_family = $3::uuid, email_verified = true,"
 	    " email_verified_at = coalesce(email_verified_at, now())"
-	    " WHERE id = $1 RETURNING email, first_name, language", 3, 0),
+	    " WHERE id = $1 RETURNING email, first_name, language", 3, SP__N, 0),
 	S(STMT_USER_PASSWORD,
-	    "SELECT password_hash FROM users WHERE id = $1", 1, DB_RETRY),
+	    "SELECT password_hash FROM users WHERE id = $1", 1, 1, DB_RETRY),
 	S(STMT_OUTBOX_INSERT,
 	    "INSERT INTO email_outbox (user_id, to_addr, template, language,"
-	    " payload) VALUES ($1, $2, $3, $4, $5::jsonb)", 5, 0),
+	    " payload) VALUES ($1, $2, $3, $4, $5::jsonb)", 5, 0, 0),
 	/*
 	 * Fixed-window counters shared by every worker and host: counts one
 	 * event of key $1 in the current window of $2 seconds and returns
@@ -148,46 +161,61 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "  / $2::int) * $2::int), 1)"
 	    " ON CONFLICT (key, window_start) DO UPDATE SET count = r.count + 1"
 	    " RETURNING count, ceil(extract(epoch FROM r.window_start)"
-	    "  + $2::int - extract(epoch FROM now()))::int", 2, 0),
+	    "  + $2::int - extract(epoch FROM now()))::int", 2, RH__N, 0),
 	/* Gives back one event of key $1 counted in the current window. */
 	S(STMT_RATE_UNHIT,
 	    "UPDATE rate_limits SET count = count - 1 WHERE key = $1"
 	    " AND window_start = to_timestamp(floor(extract(epoch FROM now())"
-	    "  / $2::int) * $2::int) AND count > 0", 2, 0),
+	    "  / $2::int) * $2::int) AND count > 0", 2, 0, 0),
 
 	S(STMT_PROFILE_UPDATE,
 	    "UPDATE users SET first_name = coalesce($2, first_name),"
 	    " last_name = coalesce($3, last_name),"
 	    " language = coalesce($4, language)"
-	    " WHERE id = $1 RETURNING " USER_COLS("users"), 4, 0),
+	    " WHERE id = $1 RETURNING " USER_COLS("users"), 4, USER_NCOLS, 0),
 	S(STMT_LEDGER_PAGE,
 	    "SELECT l.id, " LEDGER_COLS("l") " FROM credit_ledger l"
 	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)"
-	    " ORDER BY l.id DESC LIMIT $3", 3, DB_RETRY),
+	    " ORDER BY l.id DESC LIMIT $3", 3, LP__N, DB_RETRY),
 	/*
-	 * The data export, read in one snapshot: conversations, then their
-	 * messages in the same order, the ledger, transactions, referrals.
+	 * The data export, read in one snapshot and in pages: each list in
+	 * keyset order, a page at a time after the last row of the one
+	 * before (NULL: from the start), so no statement reads a whole
+	 * account and none runs long.  Each row starts with its key
+	 * (api_us(created_at), id; the ledger's id), then the object.
 	 */
 	S(STMT_SNAPSHOT,
-	    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, 0),
+	    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, 0, 0),
 	S(STMT_EXPORT_CONVS,
-	    "SELECT " CONV_COLS("c") " FROM conversations c"
-	    " WHERE c.user_id = $1 ORDER BY c.created_at, c.id", 1, 0),
+	    "SELECT api_us(c.created_at), c.id, " CONV_COLS("c")
+	    " FROM conversations c WHERE c.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (c.created_at, c.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY c.created_at, c.id LIMIT $4", 4, EK__N + CONV_NCOLS, 0),
 	S(STMT_EXPORT_MESSAGES,
-	    "SELECT " MSG_COLS("m") " FROM messages m"
-	    " JOIN conversations c ON c.id = m.conversation_id"
-	    " AND c.user_id = m.user_id WHERE m.user_id = $1"
-	    " ORDER BY c.created_at, c.id, m.created_at, m.id", 1, 0),
+	    "SELECT api_us(m.created_at), m.id, " MSG_COLS("m")
+	    " FROM messages m WHERE m.conversation_id = $2 AND m.user_id = $1"
+	    " AND ($3::bigint IS NULL OR (m.created_at, m.id)"
+	    "  > (api_from_us($3), $4::uuid))"
+	    " ORDER BY m.created_at, m.id LIMIT $5", 5, EK__N + MSG_NCOLS, 0),
 	S(STMT_EXPORT_LEDGER,
-	    "SELECT " LEDGER_COLS("l") " FROM credit_ledger l"
-	    " WHERE l.user_id = $1 ORDER BY l.id", 1, 0),
+	    "SELECT l.id, " LEDGER_COLS("l") " FROM credit_ledger l"
+	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id > $2)"
+	    " ORDER BY l.id LIMIT $3", 3, EL__N + LEDGER_NCOLS, 0),
 	S(STMT_EXPORT_TRANSACTIONS,
-	    "SELECT " TX_COLS("t") " FROM transactions t"
-	    " WHERE t.user_id = $1 ORDER BY t.created_at, t.id", 1, 0),
+	    "SELECT api_us(t.created_at), t.id, " TX_COLS("t")
+	    " FROM transactions t WHERE t.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (t.created_at, t.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY t.created_at, t.id LIMIT $4", 4, EK__N + TX_NCOLS, 0),
 	S(STMT_EXPORT_REFERRALS,
-	    "SELECT " REFERRAL_COLS("r") " FROM referrals r WHERE r.user_id = $1"
-	    " ORDER BY r.created_at, r.id", 1, 0),
-	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0),
+	    "SELECT api_us(r.created_at), r.id, " REFERRAL_COLS("r")
+	    " FROM referrals r WHERE r.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (r.created_at, r.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY r.created_at, r.id LIMIT $4", 4,
+	    EK__N + REFERRAL_NCOLS, 0),
+	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0, 0),
 
 	/* Most recently updated first; the cursor is (updated_at, id). */
 	S(STMT_CONV_LIST,
@@ -196,17 +224,17 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " AND ($2::text IS NULL OR c.title ILIKE $2)"
 	    " AND ($3::bigint IS NULL OR (c.updated_at, c.id)"
 	    "  < (api_from_us($3), $4::uuid))"
-	    " ORDER BY c.updated_at DESC, c.id DESC LIMIT $5", 5, DB_RETRY),
+	    " ORDER BY c.updated_at DESC, c.id DESC LIMIT $5", 5, CL__N, DB_RETRY),
 	S(STMT_CONV_CREATE,
 	    "INSERT INTO conversations (user_id, title, persona)"
 	    " VALUES ($1, $2, $3) RETURNING " CONV_COLS("conversations"),
-	    3, 0),
+	    3, CONV_NCOLS, 0),
 	S(STMT_CONV_GET,
 	    "SELECT " CONV_COLS("c") " FROM conversations c"
-	    " WHERE c.id = $1 AND c.user_id = $2", 2, DB_RETRY),
+	    " WHERE c.id = $1 AND c.user_id = $2", 2, CONV_NCOLS, DB_RETRY),
 	S(STMT_CONV_LOCK,
 	    "SELECT " CONV_COLS("c") " FROM conversations c"
-	    " WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE", 2, 0),
+	    " WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE", 2, CONV_NCOLS, 0),
 	/*
 	 * The newest $5 messages before the cursor (created_at, id), served
 	 * oldest first.
@@ -218,29 +246,72 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "  AND ($3::bigint IS NULL OR (m.created_at, m.id)"
 	    "   < (api_from_us($3), $4::uuid))"
 	    "  ORDER BY m.created_at DESC, m.id DESC LIMIT $5) s"
-	    " ORDER BY s.created_at, s.id", 5, DB_RETRY),
+	    " ORDER BY s.created_at, s.id", 5, CM__N, DB_RETRY),
 	S(STMT_CONV_UPDATE,
 	    "UPDATE conversations SET title = coalesce($3, title),"
 	    " persona = coalesce($4, persona)"
 	    " WHERE id = $1 AND user_id = $2"
-	    " RETURNING " CONV_COLS("conversations"), 4, 0),
+	    " RETURNING " CONV_COLS("conversations"), 4, CONV_NCOLS, 0),
 	S(STMT_CONV_DELETE,
 	    "DELETE FROM conversations WHERE id = $1 AND user_id = $2"
-	    " RETURNING id", 2, 0),
+	    " RETURNING id", 2, 1, 0),
 	S(STMT_CONV_TOUCH,
 	    "UPDATE conversations SET message_count = message_count + 1,"
 	    " updated_at = now() WHERE id = $1 AND user_id = $2"
-	    " RETURNING " CONV_COLS("conversations"), 2, 0),
+	    " RETURNING " CONV_COLS("conversations"), 2, CONV_NCOLS, 0),
 
-	/* Serialises a user's turns: the reservation checks run under it. */
+	/*
+	 * Serialises a user's turns and settlements: the reservation checks
+	 * run under it, and every change of a hold takes it first (user,
+	 * then hold), as the account's deletion does, so none deadlocks.
+	 */
 	S(STMT_USER_LOCK,
-	    "SELECT credits, plan FROM users WHERE id = $1 FOR UPDATE", 1, 0),
-	S(STMT_TURNS_ACTIVE,
-	    "SELECT count(*) FROM chat_turns WHERE user_id = $1"
-	    " AND started_at > now() - interval '10 minutes'", 1, 0),
-	S(STMT_TURN_START,
-	    "INSERT INTO chat_turns (user_id) VALUES ($1) RETURNING id", 1, 0),
-	S(STMT_TURN_END, "DELETE FROM chat_turns WHERE id = $1", 1, 0),
+	    "SELECT credits, plan, banned_at IS NOT NULL FROM users"
+	    " WHERE id = $1 FOR NO KEY UPDATE", 1, UL__N, 0),
+	S(STMT_HOLDS_ACTIVE,
+	    "SELECT count(*) FROM credit_holds WHERE user_id = $1"
+	    " AND kind = $2 AND expires_at > now()", 2, 1, 0),
+	/*
+	 * Credit holds (schema/007): $2 credits of user $1 taken for work
+	 * of kind $3 ('chat' or 'voice', also the ledger reason) with its
+	 * ledger row, and held until settled or refunded, at the latest
+	 * $5 ms from now.  $4 is the ledger reference of both rows.  No
+	 * row back: the balance is short, and nothing changed.
+	 */
+	S(STMT_HOLD_TAKE,
+	    "WITH u AS (UPDATE users SET credits = credits - $2::bigint"
+	    "  WHERE id = $1 AND credits >= $2::bigint RETURNING id, credits),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, -$2::bigint, credits, $3, $4 FROM u"
+	    "  WHERE $2::bigint > 0),"
+	    " h AS (INSERT INTO credit_holds (user_id, kind, credits,"
+	    "  refund_reason, ref, expires_at) SELECT id, $3, $2::bigint,"
+	    "  $3 || '_refund', $4,"
+	    "  now() + $5::bigint * interval '1 millisecond' FROM u"
+	    "  RETURNING id)"
+	    " SELECT u.credits, h.id FROM u, h", 5, HT__N, 0),
+	/* Ends a hold for good, charged.  No row: it had ended already. */
+	S(STMT_HOLD_SETTLE,
+	    "DELETE FROM credit_holds WHERE id = $1 RETURNING id", 1, 1, 0),
+	/*
+	 * Ends a hold by giving its credits back, with the ledger row;
+	 * returns the new balance.  No row: the hold had ended already (or
+	 * its account is gone), and nothing changed.
+	 */
+	S(STMT_HOLD_REFUND,
+	    "WITH h AS (DELETE FROM credit_holds WHERE id = $1"
+	    "  RETURNING user_id, credits, refund_reason, ref),"
+	    " u AS (UPDATE users SET credits = users.credits + h.credits"
+	    "  FROM h WHERE users.id = h.user_id"
+	    "  RETURNING users.id, users.credits, h.credits AS delta,"
+	    "  h.refund_reason, h.ref),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, delta, credits, refund_reason, ref"
+	    "  FROM u WHERE delta > 0)"
+	    " SELECT credits FROM u", 1, 1, 0),
+	S(STMT_HOLDS_EXPIRED,
+	    "SELECT id, user_id FROM credit_holds WHERE expires_at < now()"
+	    " ORDER BY expires_at LIMIT 100", 0, HE__N, 0),
 	/*
 	 * The ledger: every change of users.credits is one conditional
 	 * update and its ledger row, in one statement.  Taking more than
@@ -252,48 +323,313 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
 	    "  reason, ref) SELECT id, -$2::bigint, credits, $3, $4 FROM u"
 	    "  WHERE $2::bigint > 0)"
-	    " SELECT credits FROM u", 4, 0),
+	    " SELECT credits FROM u", 4, 1, 0),
 	S(STMT_CREDITS_GIVE,
 	    "WITH u AS (UPDATE users SET credits = credits + $2::bigint"
 	    "  WHERE id = $1 RETURNING id, credits),"
 	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
 	    "  reason, ref) SELECT id, $2::bigint, credits, $3, $4 FROM u"
 	    "  WHERE $2::bigint <> 0)"
-	    " SELECT credits FROM u", 4, 0),
+	    " SELECT credits FROM u", 4, 1, 0),
 	S(STMT_MSG_INSERT,
 	    "INSERT INTO messages (conversation_id, user_id, sender, content,"
 	    " persona, credits_consumed, prompt_tokens, completion_tokens,"
 	    " model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-	    " RETURNING " MSG_COLS("messages"), 9, 0),
+	    " RETURNING " MSG_COLS("messages"), 9, MSG_NCOLS, 0),
 	S(STMT_HISTORY,
 	    "SELECT sender, content FROM messages"
 	    " WHERE conversation_id = $1 AND user_id = $2 AND id <> $3"
-	    " ORDER BY created_at DESC, id DESC LIMIT $4", 4, 0),
+	    " ORDER BY created_at DESC, id DESC LIMIT $4", 4, HI__N, 0),
 	/*
-	 * A referred user's first completed turn activates the referral
-	 * and rewards the referrer once (the ledger's unique (reason, ref)
-	 * makes sure), up to the monthly cap of rewarded referrals.
+	 * Referrals (referrals.c).  A referred user's first completed turn
+	 * activates the referral (STMT_REFERRAL_OF finds it) and rewards
+	 * the referrer once, with $2 credits, if fewer than $3 of the
+	 * referrer's referrals were rewarded this calendar month (UTC);
+	 * past the cap it activates unrewarded, and will earn no cash
+	 * either.  The caller holds the referrer's row lock, so activations
+	 * of one referrer's invitees count the month one at a time; the
+	 * ledger's unique (reason, ref) makes the reward once per referral.
+	 * No row: it was not pending.  A row: the referrer to tell, with
+	 * the credits (0: none, or no account any more).
 	 */
+	S(STMT_REFERRAL_OF,
+	    "SELECT id, user_id, status FROM referrals"
+	    " WHERE referred_user_id = $1", 1, RF__N, 0),
 	S(STMT_REFERRAL_ACTIVATE,
-	    "WITH s AS (SELECT"
-	    "  coalesce((SELECT (value #>> '{}')::bigint FROM admin_settings"
-	    "   WHERE key = 'referral_credits'), 0) AS credits,"
-	    "  coalesce((SELECT (value #>> '{}')::bigint FROM admin_settings"
-	    "   WHERE key = 'referral_monthly_cap'), 0) AS cap),"
+	    "WITH n AS (SELECT count(*) < $3::int AS ok FROM referrals o"
+	    "  WHERE o.user_id = (SELECT user_id FROM referrals WHERE id = $1)"
+	    "  AND o.rewarded AND o.activated_at >= date_trunc('month', now())),"
 	    " r AS (UPDATE referrals f SET status = 'activated',"
-	    "  activated_at = now(),"
-	    "  credits_awarded = CASE WHEN (SELECT count(*) FROM referrals o"
-	    "   WHERE o.user_id = f.user_id AND o.credits_awarded > 0"
-	    "   AND o.activated_at >= date_trunc('month', now())) < s.cap"
-	    "   THEN s.credits ELSE 0 END"
-	    "  FROM s WHERE f.referred_user_id = $1 AND f.status = 'pending'"
+	    "  activated_at = now(), rewarded = n.ok,"
+	    "  credits_awarded = CASE WHEN n.ok THEN $2::int ELSE 0 END"
+	    "  FROM n WHERE f.id = $1 AND f.status = 'pending'"
 	    "  RETURNING f.id, f.user_id, f.credits_awarded),"
 	    " u AS (UPDATE users SET credits = credits + r.credits_awarded"
 	    "  FROM r WHERE users.id = r.user_id AND r.credits_awarded > 0"
-	    "  RETURNING users.id, users.credits, r.credits_awarded, r.id AS rid)"
-	    " INSERT INTO credit_ledger (user_id, delta, balance_after, reason,"
-	    "  ref) SELECT id, credits_awarded, credits, 'referral',"
-	    "  'activation:' || rid FROM u", 1, 0),
+	    "  RETURNING users.id, users.credits, r.credits_awarded,"
+	    "  r.id AS rid, users.email, users.first_name, users.language),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, credits_awarded, credits, 'referral',"
+	    "  'activation:' || rid FROM u)"
+	    " SELECT r.id, u.email, u.first_name, u.language,"
+	    " coalesce(u.credits_awarded, 0)::bigint FROM r"
+	    " LEFT JOIN u ON u.rid = r.id", 3, RW__N, 0),
+	/* The referee's first successful payment, if any. */
+	S(STMT_FIRST_PAYMENT,
+	    "SELECT id FROM transactions WHERE user_id = $1"
+	    " AND type IN ('credits', 'subscription') AND status = 'completed'"
+	    " AND amount > 0 ORDER BY created_at, id LIMIT 1", 1, 1, 0),
+	/*
+	 * An activated referral qualifies at payment $2: the referrer earns
+	 * $3 cents if the activation was rewarded (within the cap), with
+	 * its cash ledger row and a 'referral' transaction, once (the
+	 * status moves once; the ledger and the transaction are unique on
+	 * the referral).  Under the referee's and then the referrer's row
+	 * lock.  No row: not activated (pending, or qualified already).
+	 */
+	S(STMT_REFERRAL_QUALIFY,
+	    "WITH r AS (UPDATE referrals SET status = 'qualified',"
+	    "  qualified_at = now(), qualified_transaction_id = $2,"
+	    "  cash_awarded = CASE WHEN rewarded THEN $3::bigint / 100.0"
+	    "  ELSE 0 END"
+	    "  WHERE id = $1 AND status = 'activated'"
+	    "  RETURNING id, user_id, cash_awarded),"
+	    " u AS (UPDATE users SET cash_earned = users.cash_earned"
+	    "  + r.cash_awarded FROM r"
+	    "  WHERE users.id = r.user_id AND r.cash_awarded > 0"
+	    "  RETURNING users.id, users.cash_earned, r.cash_awarded,"
+	    "  r.id AS rid, users.email, users.first_name, users.language),"
+	    " c AS (INSERT INTO cash_ledger (user_id, delta_cents,"
+	    "  earned_after_cents, reason, ref)"
+	    "  SELECT id, (cash_awarded * 100)::bigint,"
+	    "  (cash_earned * 100)::bigint, 'referral', rid::text FROM u),"
+	    " x AS (INSERT INTO transactions (user_id, type, amount, status,"
+	    "  referral_id, description) SELECT id, 'referral', cash_awarded,"
+	    "  'completed', rid, 'Referral reward' FROM u)"
+	    " SELECT r.id, u.email, u.first_name, u.language,"
+	    " (coalesce(u.cash_awarded, 0) * 100)::bigint FROM r"
+	    " LEFT JOIN u ON u.rid = r.id", 3, RW__N, 0),
+
+	/* Payments (payments.c): the caller's Stripe state. */
+	S(STMT_PAY_STATE,
+	    "SELECT stripe_customer_id, stripe_subscription_id,"
+	    " subscription_status, subscription_plan,"
+	    " floor(date_part('epoch', subscription_current_period_end))::int8,"
+	    " subscription_cancel_at_period_end, email"
+	    " FROM users WHERE id = $1", 1, PS__N, DB_RETRY),
+	/* No row: the user has a customer already (or is gone). */
+	S(STMT_PAY_SET_CUSTOMER,
+	    "UPDATE users SET stripe_customer_id = $2"
+	    " WHERE id = $1 AND stripe_customer_id IS NULL"
+	    " RETURNING stripe_customer_id", 2, 1, 0),
+	/* Newest first; the cursor is (created_at, id). */
+	S(STMT_TX_PAGE,
+	    "SELECT api_us(t.created_at), t.id, " TX_COLS("t")
+	    " FROM transactions t WHERE t.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (t.created_at, t.id)"
+	    "  < (api_from_us($2), $3::uuid))"
+	    " ORDER BY t.created_at DESC, t.id DESC LIMIT $4", 4, XP__N,
+	    DB_RETRY),
+
+	/*
+	 * The Stripe webhook (webhook.c, whose head comment gives the lock
+	 * order and why every grant happens once).  An event is recorded
+	 * first, in the transaction of its effect: no row back means it was
+	 * recorded before (a replay), and a concurrent delivery of the same
+	 * event waits here until the first commits or rolls back.
+	 */
+	S(STMT_EVENT_RECORD,
+	    "INSERT INTO stripe_events (id, type, payload, outcome, created_at,"
+	    " processed_at) VALUES ($1, $2, $3::jsonb, $4,"
+	    " to_timestamp($5::bigint), now())"
+	    " ON CONFLICT (id) DO NOTHING RETURNING id", 5, 1, 0),
+	/* The payer, by Stripe customer or else by our metadata, locked. */
+	S(STMT_PAYER_LOCK,
+	    "SELECT id, email, first_name, language FROM users"
+	    " WHERE id = coalesce((SELECT id FROM users"
+	    "  WHERE stripe_customer_id = $1), $2::uuid)"
+	    " FOR NO KEY UPDATE", 2, PL__N, 0),
+	S(STMT_CUSTOMER_LINK,
+	    "UPDATE users SET stripe_customer_id = $2"
+	    " WHERE id = $1 AND stripe_customer_id IS NULL"
+	    " AND NOT EXISTS (SELECT 1 FROM users o"
+	    "  WHERE o.stripe_customer_id = $2)", 2, 0, 0),
+	/*
+	 * The subscription mirror, moved by an event created at $7 (unix):
+	 * subscription $2, status $3, plan $4, period end $5, cancel at
+	 * period end $6 (NULL: unchanged).  Applied only if
+	 *  - it is not older than the last event applied (a canceled
+	 *    subscription's own 'canceled' always applies; with $7 NULL, an
+	 *    event without a clock, only while none was applied),
+	 *  - a subscription canceled stays canceled (Stripe never revives
+	 *    one), and
+	 *  - it is the user's subscription, or the user has none live (a
+	 *    new one after the end of the last).
+	 * The plan follows: a live subscription's plan, else 'free'.
+	 */
+	S(STMT_SUB_APPLY,
+	    "UPDATE users SET stripe_subscription_id = $2,"
+	    " subscription_status = coalesce($3, subscription_status),"
+	    " subscription_plan = coalesce($4, subscription_plan),"
+	    " subscription_current_period_end = coalesce(to_timestamp($5::bigint),"
+	    "  subscription_current_period_end),"
+	    " subscription_cancel_at_period_end = coalesce($6::boolean,"
+	    "  subscription_cancel_at_period_end),"
+	    " plan = CASE WHEN coalesce($3, subscription_status) IN ('active',"
+	    "  'trialing', 'past_due') THEN coalesce($4, subscription_plan, plan)"
+	    "  WHEN $3 IS NULL THEN plan ELSE 'free' END,"
+	    " subscription_event_at = greatest(subscription_event_at,"
+	    "  to_timestamp($7::bigint))"
+	    " WHERE id = $1"
+	    " AND (subscription_event_at IS NULL"
+	    "  OR to_timestamp($7::bigint) >= subscription_event_at"
+	    "  OR ($3 = 'canceled' AND stripe_subscription_id = $2))"
+	    " AND NOT coalesce(stripe_subscription_id = $2"
+	    "  AND subscription_status = 'canceled'"
+	    "  AND $3 IS DISTINCT FROM 'canceled', false)"
+	    " AND (stripe_subscription_id IS NULL OR stripe_subscription_id = $2"
+	    "  OR subscription_status IS NULL OR subscription_status NOT IN"
+	    "  ('active', 'trialing', 'past_due'))"
+	    " RETURNING id", 7, 1, 0),
+	/*
+	 * A payment, recorded once on its business key -- the Checkout
+	 * Session ($2) of a pack, the invoice ($2) of a plan -- and moved
+	 * only forward: pending to completed or failed, failed (an invoice
+	 * Stripe retries) to completed; completed and refunded are final.
+	 * The step to completed grants its credits with their ledger row
+	 * in the same statement, so a grant happens exactly when a
+	 * transaction becomes completed: once.  A row back: this call moved
+	 * it (its new status); no row: nothing changed.
+	 */
+#define TX_MOVES							\
+	" WHERE (transactions.status = 'pending'"			\
+	"  AND EXCLUDED.status <> 'pending')"				\
+	"  OR (transactions.status = 'failed'"				\
+	"  AND EXCLUDED.status = 'completed')"				\
+	" RETURNING id, user_id, status, amount, credits)"
+#define TX_GRANT(reason)						\
+	" u AS (UPDATE users SET credits = users.credits + t.credits FROM t" \
+	"  WHERE users.id = t.user_id AND t.status = 'completed'"	\
+	"  AND t.credits > 0"						\
+	"  RETURNING users.id, users.credits, t.credits AS delta),"	\
+	" l AS (INSERT INTO credit_ledger (user_id, delta, balance_after," \
+	"  reason, ref) SELECT id, delta, credits, '" reason "', $2 FROM u)" \
+	" SELECT t.id, t.status, (t.amount * 100)::bigint, t.credits FROM t"
+	S(STMT_CHECKOUT_RECORD,
+	    "WITH t AS (INSERT INTO transactions (user_id, type, amount,"
+	    "  credits, status, pack, stripe_checkout_session_id,"
+	    "  stripe_payment_intent_id, description)"
+	    "  VALUES ($1, 'credits', $4::bigint / 100.0, $5, $3, $6, $2, $7,"
+	    "  'Credit pack ' || $6)"
+	    "  ON CONFLICT (stripe_checkout_session_id) DO UPDATE"
+	    "  SET status = EXCLUDED.status, stripe_payment_intent_id ="
+	    "  coalesce(EXCLUDED.stripe_payment_intent_id,"
+	    "  transactions.stripe_payment_intent_id)" TX_MOVES ","
+	    TX_GRANT("purchase"), 7, PY__N, 0),
+	S(STMT_INVOICE_RECORD,
+	    "WITH t AS (INSERT INTO transactions (user_id, type, amount,"
+	    "  credits, status, plan, stripe_invoice_id,"
+	    "  stripe_payment_intent_id, stripe_charge_id, description)"
+	    "  VALUES ($1, 'subscription', $4::bigint / 100.0, $5, $3, $6, $2,"
+	    "  $7, $8, 'Plan ' || $6)"
+	    "  ON CONFLICT (stripe_invoice_id) DO UPDATE"
+	    "  SET status = EXCLUDED.status, amount = EXCLUDED.amount,"
+	    "  credits = EXCLUDED.credits,"
+	    "  plan = coalesce(EXCLUDED.plan, transactions.plan),"
+	    "  stripe_payment_intent_id = coalesce("
+	    "  EXCLUDED.stripe_payment_intent_id,"
+	    "  transactions.stripe_payment_intent_id),"
+	    "  stripe_charge_id = coalesce(EXCLUDED.stripe_charge_id,"
+	    "  transactions.stripe_charge_id)" TX_MOVES ","
+	    TX_GRANT("subscription"), 8, PY__N, 0),
+	/* The payment a refunded charge paid for. */
+	S(STMT_TX_BY_CHARGE,
+	    "SELECT id, user_id FROM transactions"
+	    " WHERE type IN ('credits', 'subscription') AND user_id IS NOT NULL"
+	    " AND (stripe_payment_intent_id = $1 OR stripe_charge_id = $2"
+	    "  OR stripe_invoice_id = $3)"
+	    " ORDER BY created_at, id LIMIT 1", 3, TC__N, 0),
+	/*
+	 * A completed payment refunded, once (the status moves once), with
+	 * its credits taken back as far as the balance allows: a ledger row
+	 * 'refund', never below zero.  Under the payer's row lock, so the
+	 * balance read is the balance.  No row: not completed.
+	 */
+	S(STMT_TX_REFUND,
+	    "WITH t AS (UPDATE transactions SET status = 'refunded'"
+	    "  WHERE id = $1 AND status = 'completed'"
+	    "  RETURNING id, user_id, credits),"
+	    " x AS (SELECT u.id, least(u.credits, t.credits::bigint) AS take,"
+	    "  t.id AS tid FROM users u JOIN t ON u.id = t.user_id),"
+	    " u AS (UPDATE users SET credits = users.credits - x.take FROM x"
+	    "  WHERE users.id = x.id AND x.take > 0"
+	    "  RETURNING users.id, users.credits, x.take, x.tid),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, -take, credits, 'refund', tid::text"
+	    "  FROM u)"
+	    " SELECT t.id, coalesce(x.take, 0) FROM t"
+	    " LEFT JOIN x ON x.tid = t.id", 1, TR__N, 0),
+	S(STMT_REFERRAL_BY_TX,
+	    "SELECT id, user_id, status FROM referrals"
+	    " WHERE qualified_transaction_id = $1 AND NOT cash_clawed_back",
+	    1, RF__N, 0),
+	/*
+	 * Referral $1's cash taken back from referrer $2, once, as far as
+	 * it is neither paid out nor in a pending cash-out: available never
+	 * goes below zero.  With a cash ledger row 'clawback', and the
+	 * reward's transaction marked refunded.  Under the referrer's row
+	 * lock, which every change of its cash takes.  Returns the cents
+	 * taken; no row: clawed back already.
+	 */
+#define CASH_PENDING(u)							\
+	"coalesce((SELECT sum(p.amount) FROM transactions p"		\
+	" WHERE p.user_id = " u ".id AND p.type = 'cashout'"		\
+	" AND p.status = 'pending'), 0)"
+#define CASH_AVAILABLE(u)						\
+	"(" u ".cash_earned - " u ".cash_paid_out - " CASH_PENDING(u) ")"
+	S(STMT_REFERRAL_CLAWBACK,
+	    "WITH a AS (SELECT greatest(" CASH_AVAILABLE("u") ", 0) AS avail"
+	    "  FROM users u WHERE u.id = $2),"
+	    " c AS (SELECT f.id, f.user_id, least(f.cash_awarded, a.avail)"
+	    "  AS take FROM referrals f, a WHERE f.id = $1 AND f.user_id = $2"
+	    "  AND NOT f.cash_clawed_back),"
+	    " r AS (UPDATE referrals SET cash_clawed_back = true,"
+	    "  cash_awarded = referrals.cash_awarded - c.take FROM c"
+	    "  WHERE referrals.id = c.id RETURNING referrals.id),"
+	    " u AS (UPDATE users SET cash_earned = users.cash_earned - c.take"
+	    "  FROM c WHERE users.id = c.user_id AND c.take > 0"
+	    "  RETURNING users.id, users.cash_earned, c.take, c.id AS rid),"
+	    " l AS (INSERT INTO cash_ledger (user_id, delta_cents,"
+	    "  earned_after_cents, reason, ref)"
+	    "  SELECT id, -(take * 100)::bigint, (cash_earned * 100)::bigint,"
+	    "  'clawback', rid::text FROM u),"
+	    " x AS (UPDATE transactions SET status = 'refunded' FROM u"
+	    "  WHERE transactions.referral_id = u.rid"
+	    "  AND transactions.status = 'completed')"
+	    " SELECT (c.take * 100)::bigint FROM c", 2, 1, 0),
+
+	S(STMT_REFERRAL_STATS,
+	    "SELECT u.referral_code, u.referrals_count,"
+	    " (SELECT coalesce(sum(credits_awarded), 0) FROM referrals"
+	    "  WHERE user_id = u.id)::bigint,"
+	    " (u.cash_earned * 100)::bigint, (u.cash_paid_out * 100)::bigint,"
+	    " (" CASH_PENDING("u") " * 100)::bigint"
+	    " FROM users u WHERE u.id = $1", 1, SS__N, DB_RETRY),
+	/*
+	 * A cash-out of $2 cents, pending, if that much is available.  The
+	 * caller holds the user's row lock (taken by an earlier statement,
+	 * so this one's snapshot sees every cash-out committed before it):
+	 * parallel cash-outs are counted one after the other and can never
+	 * take more than available.  No row: not enough available.
+	 */
+	S(STMT_CASHOUT,
+	    "INSERT INTO transactions (user_id, type, amount, status,"
+	    " cashout_method, cashout_destination, description)"
+	    " SELECT u.id, 'cashout', $2::bigint / 100.0, 'pending', $3, $4,"
+	    " 'Cash-out'"
+	    " FROM users u WHERE u.id = $1"
+	    " AND " CASH_AVAILABLE("u") " >= $2::bigint / 100.0"
+	    " RETURNING " TX_COLS("transactions"), 4, TX_NCOLS, 0),
 
 	/*
 	 * The mailer.  One due row, locked for the transaction that sends
@@ -302,15 +638,15 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	 */
 	S(STMT_OUTBOX_CLAIM,
 	    "SELECT id, to_addr, template, language,"
-	    " coalesce(payload->>'first_name', ''), payload->>'link',"
+	    " coalesce(payload->>'first_name', ''), payload->>'token',"
 	    " attempts, message_id FROM email_outbox"
 	    " WHERE status = 'pending' AND next_attempt_at <= now()"
 	    " ORDER BY next_attempt_at, id LIMIT 1"
-	    " FOR UPDATE SKIP LOCKED", 0, 0),
+	    " FOR UPDATE SKIP LOCKED", 0, OC__N, 0),
 	S(STMT_OUTBOX_SENT,
 	    "UPDATE email_outbox SET status = 'sent', attempts = attempts + 1,"
-	    " sent_at = clock_timestamp(), message_id = $2, last_error = NULL"
-	    " WHERE id = $1", 2, 0),
+	    " sent_at = clock_timestamp(), message_id = $2, last_error = NULL,"
+	    " payload = payload - 'token' WHERE id = $1", 2, 0, 0),
 	/*
 	 * A failed attempt: $3 is the attempt limit (0 gives up at once),
 	 * $4 the milliseconds to the next try.  The Message-ID is kept, so
@@ -320,17 +656,28 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,"
 	    " status = CASE WHEN attempts + 1 >= $3::int THEN 'dead'"
 	    "  ELSE 'pending' END,"
+	    " payload = CASE WHEN attempts + 1 >= $3::int"
+	    "  THEN payload - 'token' ELSE payload END,"
 	    " next_attempt_at = clock_timestamp()"
 	    "  + $4::bigint * interval '1 millisecond',"
-	    " message_id = $5 WHERE id = $1 RETURNING status", 5, 0),
+	    " message_id = $5 WHERE id = $1 RETURNING status", 5, 1, 0),
 	/* Milliseconds until the next pending row is due (NULL: none). */
 	S(STMT_OUTBOX_NEXT_DUE,
 	    "SELECT (extract(epoch FROM min(next_attempt_at) - now())"
-	    " * 1000)::bigint FROM email_outbox WHERE status = 'pending'", 0,
+	    " * 1000)::bigint FROM email_outbox WHERE status = 'pending'", 0, 1,
 	    0),
 	S(STMT_RATE_PURGE,
 	    "DELETE FROM rate_limits"
-	    " WHERE window_start < now() - interval '1 day'", 0, 0),
+	    " WHERE window_start < now() - interval '1 day'", 0, 0, 0),
+	/* Sent and dead mail older than $1 days. */
+	S(STMT_OUTBOX_PURGE,
+	    "DELETE FROM email_outbox WHERE status <> 'pending'"
+	    " AND coalesce(sent_at, created_at)"
+	    "  < now() - $1::int * interval '1 day'", 1, 0, 0),
+	/* Sign-ups not verified within $1 days. */
+	S(STMT_PENDING_PURGE,
+	    "DELETE FROM users WHERE NOT email_verified"
+	    " AND updated_at < now() - $1::int * interval '1 day'", 1, 0, 0),
 };
 
 static void
@@ -379,27 +726,70 @@ clear(void *p)
 
 PGresult *
 sql_run(struct request *r, enum stmt s, const char *const *params,
-    struct db_err *err)
+    int nparams, struct db_err *err)
 {
 	struct db *db = sql_db(r, err);
 	PGresult *res;
 
 	if (db == NULL)
 		return NULL;
-	res = db_exec(db, s, params, err);
+	res = db_exec(db, s, params, nparams, err);
 	arena_cleanup(r->arena, clear, res);
 	return res;
 }
 
 PGresult *
-sql_run_or_reply(struct request *r, enum stmt s, const char *const *params)
+sql_run_or_reply(struct request *r, enum stmt s, const char *const *params,
+    int nparams)
 {
 	struct db_err err;
-	PGresult *res = sql_run(r, s, params, &err);
+	PGresult *res = sql_run(r, s, params, nparams, &err);
 
 	if (res == NULL)
 		reply_db_error(r, &err);
 	return res;
+}
+
+/* sql_row()'s "no row": a 404 with no SQLSTATE. */
+static const struct db_err no_row = {
+	404, "not_found", "No such resource.", "", ""
+};
+
+PGresult *
+sql_row(struct request *r, enum stmt s, const char *const *params,
+    int nparams, struct db_err *err)
+{
+	PGresult *res = sql_run(r, s, params, nparams, err);
+
+	if (res != NULL && PQntuples(res) == 0) {
+		*err = no_row;
+		return NULL;
+	}
+	return res;
+}
+
+PGresult *
+sql_row_or_reply(struct request *r, enum stmt s, const char *const *params,
+    int nparams)
+{
+	struct db_err err;
+	PGresult *res = sql_row(r, s, params, nparams, &err);
+
+	if (res == NULL)
+		reply_db_error(r, &err);
+	return res;
+}
+
+void
+sql_free(struct request *r, PGresult *res)
+{
+	arena_release(r->arena, res);
+}
+
+bool
+sql_no_row(const struct db_err *err)
+{
+	return err->status == 404 && err->sqlstate[0] == '\0';
 }
 
 int
@@ -457,8 +847,65 @@ reply_db_error(struct request *r, const struct db_err *err)
 		reply_error(r, err->status, err->code, err->message, NULL);
 }
 
-const char *
-sql_get(const PGresult *res, int row, int col)
+/* True if (row, col) is inside the result; logs critically if not. */
+static bool
+inside(const PGresult *res, int row, int col)
 {
+	if (res != NULL && row >= 0 && row < PQntuples(res) && col >= 0 &&
+	    col < PQnfields(res))
+		return true;
+	log_crit("read of row %d column %d outside a result of %d rows and "
+	    "%d columns", row, col, res != NULL ? PQntuples(res) : 0,
+	    res != NULL ? PQnfields(res) : 0);
+	return false;
+}
+
+const char *
+sql_str(const PGresult *res, int row, int col)
+{
+	if (!inside(res, row, col))
+		return "";
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+long long
+sql_int(const PGresult *res, int row, int col)
+{
+	const char *v = sql_str(res, row, col);
+	long long n;
+
+	return v != NULL && num_parse(v, LLONG_MIN, LLONG_MAX, &n) == 0 ? n :
+	    0;
+}
+
+bool
+sql_bool(const PGresult *res, int row, int col)
+{
+	const char *v = sql_str(res, row, col);
+
+	return v != NULL && v[0] == 't';
+}
+
+bool
+sql_null(const PGresult *res, int row, int col)
+{
+	return inside(res, row, col) && PQgetisnull(res, row, col);
+}
+
+int
+sql_rows(const PGresult *res)
+{
+	return res != NULL ? PQntuples(res) : 0;
+}
+
+void
+sql_assert_none(struct request *r, const char *what)
+{
+#ifndef NDEBUG
+	if (app_req(r)->db != NULL)
+		log_crit("a database connection is held across %s", what);
+#else
+	(void)r;
+	(void)what;
+#endif
 }

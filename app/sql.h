@@ -9,8 +9,11 @@
 #ifndef MIKY_APP_SQL_H
 #define MIKY_APP_SQL_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
+#include "render.h"
 #include "lib/db.h"
 
 struct request;
@@ -63,31 +66,121 @@ enum stmt {
 	STMT_CONV_TOUCH,
 	/* chat turns and credits */
 	STMT_USER_LOCK,
-	STMT_TURNS_ACTIVE,
-	STMT_TURN_START,
-	STMT_TURN_END,
+	STMT_HOLDS_ACTIVE,
+	STMT_HOLD_TAKE,
+	STMT_HOLD_SETTLE,
+	STMT_HOLD_REFUND,
+	STMT_HOLDS_EXPIRED,
 	STMT_CREDITS_TAKE,
 	STMT_CREDITS_GIVE,
 	STMT_MSG_INSERT,
 	STMT_HISTORY,
+	STMT_REFERRAL_OF,
 	STMT_REFERRAL_ACTIVATE,
+	STMT_FIRST_PAYMENT,
+	STMT_REFERRAL_QUALIFY,
+	/* payments */
+	STMT_PAY_STATE,
+	STMT_PAY_SET_CUSTOMER,
+	STMT_TX_PAGE,
+	/* the Stripe webhook */
+	STMT_EVENT_RECORD,
+	STMT_PAYER_LOCK,
+	STMT_CUSTOMER_LINK,
+	STMT_SUB_APPLY,
+	STMT_CHECKOUT_RECORD,
+	STMT_INVOICE_RECORD,
+	STMT_TX_BY_CHARGE,
+	STMT_TX_REFUND,
+	STMT_REFERRAL_BY_TX,
+	STMT_REFERRAL_CLAWBACK,
+	/* referral stats and cash-outs */
+	STMT_REFERRAL_STATS,
+	STMT_CASHOUT,
 	/* the mailer */
 	STMT_OUTBOX_CLAIM,
 	STMT_OUTBOX_SENT,
 	STMT_OUTBOX_FAILED,
 	STMT_OUTBOX_NEXT_DUE,
+	/* the janitor */
 	STMT_RATE_PURGE,
+	STMT_OUTBOX_PURGE,
+	STMT_PENDING_PURGE,
 	STMT__MAX
 };
 
 extern const struct db_stmt sql_stmts[STMT__MAX];
 
+/*
+ * Result columns, by statement: read a row only through these names and
+ * the accessors below, never by bare numbers.  The counts (X__N) are the
+ * statements' ncols in sql.c, which the pool checks against PostgreSQL's
+ * own description of each statement, so an enum cannot drift from its
+ * SELECT list unnoticed.  A statement with one column reads it as
+ * SQL_ONLY; one with none has no enum.
+ */
+enum { SQL_ONLY };
+enum { AU_ROLE, AU_BANNED, AU_VERIFIED, AU_TVA_MS, AU_CREDITS, AU_PLAN,
+	AU_EMAIL, AU_FIRST_NAME, AU_LANGUAGE, AU_FAMILY, AU_USER,
+	AU__N = AU_USER + USER_NCOLS };			/* STMT_AUTH_USER */
+enum { RS_USER, RS_FAMILY, RS_TVA_MS, RS__N };		/* STMT_REFRESH_SPEND */
+enum { RL_FAMILY, RL_USED, RL_REVOKED, RL_USER, RL__N };/* STMT_REFRESH_LOOKUP */
+enum { RC_ID, RC_FIRST_NAME, RC_EMAIL, RC__N };		/* STMT_REFERRER_BY_CODE */
+enum { UE_ID, UE_VERIFIED, UE_BANNED, UE_HASH, UE_FIRST_NAME, UE_LANGUAGE,
+	UE_TVA_MS, UE_USER, UE__N = UE_USER + USER_NCOLS };/* STMT_USER_BY_EMAIL */
+enum { TP_ID, TP_USER, TP_EMAIL, TP__N };		/* STMT_EMAIL_TOKEN_PEEK */
+enum { UV_TVA_MS, UV_USER, UV__N = UV_USER + USER_NCOLS };/* STMT_USER_VERIFY */
+enum { SP_EMAIL, SP_FIRST_NAME, SP_LANGUAGE, SP__N };	/* STMT_USER_SET_PASSWORD */
+enum { RH_COUNT, RH_RETRY_AFTER, RH__N };		/* STMT_RATE_HIT */
+enum { LP_ID, LP_ENTRY, LP__N = LP_ENTRY + LEDGER_NCOLS };/* STMT_LEDGER_PAGE */
+enum { CL_US, CL_ID, CL_CONV, CL__N = CL_CONV + CONV_NCOLS };/* STMT_CONV_LIST */
+enum { CM_US, CM_ID, CM_MSG, CM__N = CM_MSG + MSG_NCOLS };/* STMT_CONV_MESSAGES */
+enum { UL_CREDITS, UL_PLAN, UL_BANNED, UL__N };		/* STMT_USER_LOCK */
+enum { HT_BALANCE, HT_HOLD, HT__N };			/* STMT_HOLD_TAKE */
+enum { HE_ID, HE_USER, HE__N };				/* STMT_HOLDS_EXPIRED */
+/* STMT_EXPORT_{CONVS,MESSAGES,TRANSACTIONS,REFERRALS}: key, then object. */
+enum { EK_US, EK_ID, EK__N };
+enum { EL_ID, EL__N };				/* STMT_EXPORT_LEDGER, then object */
+enum { HI_SENDER, HI_CONTENT, HI__N };			/* STMT_HISTORY */
+enum { RF_ID, RF_REFERRER, RF_STATUS, RF__N };	/* STMT_REFERRAL_OF, _BY_TX */
+/* A reward that landed: STMT_REFERRAL_ACTIVATE, STMT_REFERRAL_QUALIFY. */
+enum { RW_ID, RW_EMAIL, RW_FIRST_NAME, RW_LANGUAGE, RW_AMOUNT, RW__N };
+enum { PS_CUSTOMER, PS_SUB, PS_STATUS, PS_PLAN, PS_PERIOD_END, PS_CANCEL,
+	PS_EMAIL, PS__N };				/* STMT_PAY_STATE */
+enum { XP_US, XP_ID, XP_TX, XP__N = XP_TX + TX_NCOLS };	/* STMT_TX_PAGE */
+enum { PL_ID, PL_EMAIL, PL_FIRST_NAME, PL_LANGUAGE, PL__N };/* STMT_PAYER_LOCK */
+/* A payment recorded: STMT_CHECKOUT_RECORD, STMT_INVOICE_RECORD. */
+enum { PY_ID, PY_STATUS, PY_AMOUNT, PY_CREDITS, PY__N };
+enum { TC_ID, TC_USER, TC__N };				/* STMT_TX_BY_CHARGE */
+enum { TR_ID, TR_TAKEN, TR__N };			/* STMT_TX_REFUND */
+enum { SS_CODE, SS_COUNT, SS_CREDITS, SS_EARNED, SS_PAID, SS_PENDING,
+	SS__N };					/* STMT_REFERRAL_STATS */
+enum { OC_ID, OC_TO, OC_TEMPLATE, OC_LANGUAGE, OC_FIRST_NAME, OC_TOKEN,
+	OC_ATTEMPTS, OC_MESSAGE_ID, OC__N };		/* STMT_OUTBOX_CLAIM */
+
+/*
+ * A statement's parameters, as one array made for this call:
+ * sql_run(r, STMT_X, ARGS(a, b), &err).  The count travels with the
+ * array and is checked against the statement's.
+ */
+#define ARGS(...)							\
+	((const char *const[]){ __VA_ARGS__ }),				\
+	(int)(sizeof((const char *const[]){ __VA_ARGS__ }) /		\
+	    sizeof(const char *))
+#define NO_ARGS		NULL, 0
+
 /* The request's connection, borrowed now if needed (NULL, *err set). */
 struct db	*sql_db(struct request *, struct db_err *);
 /* The same, answering 503 itself when there is none. */
 struct db	*sql_db_or_reply(struct request *);
-/* Gives the connection back before a long wait (a model call). */
+/*
+ * Gives the connection back before a long wait (a model call, a
+ * password hash).  Debug builds assert that none is held across one:
+ * see sql_assert_none().
+ */
 void		 sql_release(struct request *);
+/* Logs critically if the request holds a connection (debug builds). */
+void		 sql_assert_none(struct request *, const char *what);
 
 /*
  * Runs a statement on the request's connection.  The result is freed
@@ -95,9 +188,27 @@ void		 sql_release(struct request *);
  * sql_run_or_reply() answers the error itself.
  */
 PGresult	*sql_run(struct request *, enum stmt, const char *const *params,
-		    struct db_err *);
+		    int nparams, struct db_err *);
 PGresult	*sql_run_or_reply(struct request *, enum stmt,
-		    const char *const *params);
+		    const char *const *params, int nparams);
+/*
+ * The same for a statement whose row the caller needs: a result with no
+ * row is an error too (404 not_found, see sql_no_row()), so no caller
+ * can read a row that is not there.  Use it wherever the row may be
+ * gone: an account deleted, a conversation removed, a turn settled.
+ */
+PGresult	*sql_row(struct request *, enum stmt, const char *const *params,
+		    int nparams, struct db_err *);
+PGresult	*sql_row_or_reply(struct request *, enum stmt,
+		    const char *const *params, int nparams);
+/*
+ * Frees a result now rather than with the request: for a handler that
+ * reads many results in one request (the export's pages).
+ */
+void		 sql_free(struct request *, PGresult *);
+/* True if *err is sql_row()'s "no row" rather than a database error. */
+bool		 sql_no_row(const struct db_err *);
+
 int		 sql_begin(struct request *, struct db_err *);
 int		 sql_commit(struct request *, struct db_err *);
 int		 sql_begin_or_reply(struct request *);
@@ -107,7 +218,18 @@ void		 sql_rollback(struct request *);
 /* Answers a database error with its mapped status and code. */
 void		 reply_db_error(struct request *, const struct db_err *);
 
-/* Values of a result row: the text, or NULL for SQL NULL. */
-const char	*sql_get(const PGresult *, int row, int col);
+/*
+ * The checked accessors, the only way app/ reads a result.  A row or
+ * column outside the result is a programming error: it is logged as
+ * critical and reads as "" (text), 0 or false, never as a crash.
+ * sql_str() gives NULL for SQL NULL; sql_int() 0 for NULL or a value
+ * that is not an integer; sql_bool() true only for 't'.
+ */
+const char	*sql_str(const PGresult *, int row, int col);
+long long	 sql_int(const PGresult *, int row, int col);
+bool		 sql_bool(const PGresult *, int row, int col);
+bool		 sql_null(const PGresult *, int row, int col);
+/* Rows of a result (0 for NULL). */
+int		 sql_rows(const PGresult *);
 
 #endif

@@ -16,6 +16,7 @@
 #include "sql.h"
 #include "lib/clock.h"
 #include "lib/jsonw.h"
+#include "lib/log.h"
 
 enum { PR_FIRST, PR_LAST, PR_LANG };
 const struct jfield user_profile_in[] = {
@@ -70,19 +71,18 @@ user_profile(struct request *r)
 void
 user_profile_update(struct request *r)
 {
-	const char *p[4] = { app_req(r)->user->id, NULL, NULL, NULL };
-	const char *lang = r->in[PR_LANG].s;
+	const char *lang = r->in[PR_LANG].present ? r->in[PR_LANG].s : NULL;
 	PGresult *res;
-	int i;
 
-	for (i = PR_FIRST; i <= PR_LANG; i++)
-		p[i + 1] = r->in[i].present ? r->in[i].s : NULL;
 	if (lang != NULL && !language_code_ok(lang)) {
 		reply_error(r, 400, "invalid_input", "Field 'language' must be "
 		    "a language code such as 'en' or 'pt-BR'.", "language");
 		return;
 	}
-	if ((res = sql_run_or_reply(r, STMT_PROFILE_UPDATE, p)) != NULL)
+	if ((res = sql_row_or_reply(r, STMT_PROFILE_UPDATE, ARGS(
+	    app_req(r)->user->id, r->in[PR_FIRST].present ?
+	    r->in[PR_FIRST].s : NULL, r->in[PR_LAST].present ?
+	    r->in[PR_LAST].s : NULL, lang))) != NULL)
 		reply_user(r, 200, res, 0);
 }
 
@@ -94,7 +94,6 @@ user_credits(struct request *r)
 	struct buf b = BUF_INIT;
 	struct jw w;
 	PGresult *res;
-	const char *p[3];
 	char limit[16];
 	int i, n;
 
@@ -105,22 +104,20 @@ user_credits(struct request *r)
 		return;
 	}
 	snprintf(limit, sizeof(limit), "%d", lp.limit + 1);
-	p[0] = u->id;
-	p[1] = lp.cursor;
-	p[2] = limit;
-	if ((res = sql_run_or_reply(r, STMT_LEDGER_PAGE, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_LEDGER_PAGE, ARGS(u->id,
+	    lp.cursor, limit))) == NULL)
 		return;
-	n = PQntuples(res);
+	n = sql_rows(res);
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_kint(&w, "credits", u->credits);
 	jw_kstr(&w, "plan", u->plan);
 	jw_karr(&w, "ledger");
 	for (i = 0; i < n && i < lp.limit; i++)
-		render_ledger(&w, res, i, 1);
+		render_ledger(&w, res, i, LP_ENTRY);
 	jw_end(&w);
 	list_next_cursor(r, &w, n > lp.limit ?
-	    PQgetvalue(res, lp.limit - 1, 0) : NULL);
+	    sql_str(res, lp.limit - 1, LP_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
@@ -130,15 +127,15 @@ PGresult *
 referrer_or_reply(struct request *r, const char *code, int status)
 {
 	char *upper = arena_strdup(r->arena, code), *c;
-	const char *p[1] = { upper };
 	PGresult *res;
 
 	for (c = upper; *c != '\0'; c++)
 		if (*c >= 'a' && *c <= 'z')
 			*c = (char)(*c - 'a' + 'A');
-	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, p)) == NULL)
+	if ((res = sql_run_or_reply(r, STMT_REFERRER_BY_CODE, ARGS(upper))) ==
+	    NULL)
 		return NULL;
-	if (PQntuples(res) == 0) {
+	if (sql_rows(res) == 0) {
 		reply_error(r, status, "invalid_referral_code",
 		    "That referral code does not exist.", "referral_code");
 		return NULL;
@@ -158,31 +155,35 @@ user_verify_referral(struct request *r)
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_kbool(&w, "valid", true);
-	jw_kstr(&w, "referrer_first_name", PQgetvalue(res, 0, 1));
+	jw_kstr(&w, "referrer_first_name", sql_str(res, 0, RC_FIRST_NAME));
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);
 }
 
-/* Checks the caller's own password, as a sign-in would. */
+/*
+ * Checks the caller's own password.  Its failures count apart from
+ * sign-ins, so strangers guessing at the sign-in cannot lock the owner
+ * out of changing the password or deleting the account.
+ */
 static int
 check_password_or_reply(struct request *r, const char *pw)
 {
 	struct user *u = app_req(r)->user;
-	const char *p[1] = { u->id };
 	PGresult *res;
 
-	if ((res = sql_run_or_reply(r, STMT_USER_PASSWORD, p)) == NULL)
+	if ((res = sql_row_or_reply(r, STMT_USER_PASSWORD, ARGS(u->id))) ==
+	    NULL)
 		return -1;
-	return password_check_or_reply(r, u->email, PQgetvalue(res, 0, 0), pw,
-	    "The password is wrong.");
+	return password_check_or_reply(r, PW_REAUTH, u->id, sql_str(res, 0,
+	    SQL_ONLY), pw, "The password is wrong.");
 }
 
 void
 user_change_password(struct request *r)
 {
 	struct user *u = app_req(r)->user;
-	const char *pw = r->in[CP_NEW].s, *why, *p[3];
+	const char *pw = r->in[CP_NEW].s, *why;
 	char *hash;
 
 	if ((why = password_problem(pw, u->email)) != NULL) {
@@ -194,14 +195,11 @@ user_change_password(struct request *r)
 	if ((hash = password_hash_or_reply(r, pw)) == NULL)
 		return;
 	/* Every session but the caller's ends, access tokens included. */
-	p[0] = u->id;
-	p[1] = hash;
-	p[2] = u->sid;
 	if (sql_begin_or_reply(r) != 0 ||
-	    sql_run_or_reply(r, STMT_USER_SET_PASSWORD, p) == NULL)
-		return;
-	p[1] = u->sid;
-	if (sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, p) == NULL ||
+	    sql_row_or_reply(r, STMT_USER_SET_PASSWORD, ARGS(u->id, hash,
+	    u->sid)) == NULL ||
+	    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, ARGS(u->id,
+	    u->sid)) == NULL ||
 	    mail_queue_or_reply(r, MAIL_PASSWORD_CHANGED, u->id, u->email,
 	    u->language, u->first_name, NULL) != 0 ||
 	    sql_commit_or_reply(r) != 0)
@@ -209,93 +207,191 @@ user_change_password(struct request *r)
 	reply(r, 200, "application/json", "{}", 2);
 }
 
-/* One export query's rows written with their renderer. */
-static int
-export_list(struct request *r, struct jw *w, const char *key, enum stmt s,
-    void (*render)(struct jw *, const PGresult *, int, int))
-{
-	const char *p[1] = { app_req(r)->user->id };
-	PGresult *res;
-	int i;
+/*
+ * The data export streams: the document is written a page of rows at a
+ * time and sent whenever EXPORT_FLUSH bytes are ready, so neither the
+ * document nor any result of a whole list is ever held.  One snapshot
+ * (a REPEATABLE READ transaction) keeps the pages consistent.  An error
+ * before the first byte is sent is answered as usual; after it, the
+ * transfer is cut short (reply_abort), never passed off as complete.
+ */
+#define EXPORT_PAGE	500
+#define EXPORT_PAGE_S	"500"
+#define EXPORT_FLUSH	(64 * 1024)
 
-	if ((res = sql_run_or_reply(r, s, p)) == NULL)
+struct export {
+	struct request	*r;
+	struct buf	 b;
+	struct jw	 w;
+	bool		 started;	/* the response's head is sent */
+	struct db_err	 err;		/* set when a statement failed */
+	void		(*render)(struct jw *, const PGresult *, int, int);
+};
+
+static void
+export_head(struct request *r)
+{
+	req_add_header(r, "Content-Disposition",
+	    "attachment; filename=\"miky-export.json\"");
+}
+
+/* Sends what is written once there is enough of it, or all of it. */
+static int
+export_flush(struct export *x, bool all)
+{
+	if (x->b.len < EXPORT_FLUSH && !(all && x->b.len > 0))
+		return 0;
+	if (!x->started) {
+		export_head(x->r);
+		if (reply_start(x->r, 200, "application/json") != 0)
+			return -1;
+		x->started = true;
+	}
+	if (req_write(x->r, x->b.p, x->b.len) != 0)
 		return -1;
-	jw_karr(w, key);
-	for (i = 0; i < PQntuples(res); i++)
-		render(w, res, i, 0);
-	jw_end(w);
+	buf_reset(&x->b);
 	return 0;
 }
+
+/* Writes one row of a page: 0, or -1 to stop. */
+typedef int (*export_row)(struct export *, const PGresult *, int row,
+    int col);
 
 /*
- * Conversations with their messages: both lists come in the same
- * conversation order, so one walk pairs them.
+ * Writes every row of a paged statement (STMT_EXPORT_*), whose
+ * parameters are the user, `scope` unless NULL (a conversation), the
+ * `nkeys` key columns of the previous page's last row (NULL for the
+ * first page) and the page size.  Rows start with those key columns;
+ * the object follows them.  Each page is freed before the next.
  */
 static int
-export_conversations(struct request *r, struct jw *w)
+export_pages(struct export *x, enum stmt s, const char *scope, int nkeys,
+    export_row row)
 {
-	const char *p[1] = { app_req(r)->user->id };
-	PGresult *convs, *msgs;
-	int i, m = 0, nm;
+	char key[EK__N][48];
+	const char *args[3 + EK__N];
+	PGresult *res;
+	int i, k, n, na, rc = 0;
+	bool first = true;
 
-	if ((convs = sql_run_or_reply(r, STMT_EXPORT_CONVS, p)) == NULL ||
-	    (msgs = sql_run_or_reply(r, STMT_EXPORT_MESSAGES, p)) == NULL)
-		return -1;
-	nm = PQntuples(msgs);
-	jw_karr(w, "conversations");
-	for (i = 0; i < PQntuples(convs); i++) {
-		jw_obj(w);
-		jw_key(w, "conversation");
-		render_conversation(w, convs, i, 0);
-		jw_karr(w, "messages");
-		for (; m < nm && strcmp(PQgetvalue(msgs, m, 1),
-		    PQgetvalue(convs, i, 0)) == 0; m++)
-			render_message(w, msgs, m, 0);
-		jw_end(w);
-		jw_end(w);
-	}
-	jw_end(w);
+	do {
+		na = 0;
+		args[na++] = app_req(x->r)->user->id;
+		if (scope != NULL)
+			args[na++] = scope;
+		for (k = 0; k < nkeys; k++)
+			args[na++] = first ? NULL : key[k];
+		args[na++] = EXPORT_PAGE_S;
+		if ((res = sql_run(x->r, s, args, na, &x->err)) == NULL)
+			return -1;
+		n = sql_rows(res);
+		for (i = 0; i < n && rc == 0; i++)
+			if (row(x, res, i, nkeys) != 0 ||
+			    export_flush(x, false) != 0)
+				rc = -1;
+		for (k = 0; n > 0 && k < nkeys; k++)
+			snprintf(key[k], sizeof(key[k]), "%s",
+			    sql_str(res, n - 1, k));
+		sql_free(x->r, res);
+		first = false;
+	} while (rc == 0 && n == EXPORT_PAGE);
+	return rc;
+}
+
+static int
+export_object(struct export *x, const PGresult *res, int row, int col)
+{
+	x->render(&x->w, res, row, col);
 	return 0;
 }
+
+/* A conversation and, in pages of their own, its messages. */
+static int
+export_conversation(struct export *x, const PGresult *res, int row,
+    int col)
+{
+	jw_obj(&x->w);
+	jw_key(&x->w, "conversation");
+	render_conversation(&x->w, res, row, col);
+	jw_karr(&x->w, "messages");
+	x->render = render_message;
+	if (export_pages(x, STMT_EXPORT_MESSAGES, sql_str(res, row, EK_ID),
+	    EK__N, export_object) != 0)
+		return -1;
+	jw_end(&x->w);
+	jw_end(&x->w);
+	return 0;
+}
+
+static const struct {
+	const char	*key;
+	enum stmt	 stmt;
+	int		 nkeys;
+	void		(*render)(struct jw *, const PGresult *, int, int);
+} export_lists[] = {
+	{ "ledger", STMT_EXPORT_LEDGER, EL__N, render_ledger },
+	{ "transactions", STMT_EXPORT_TRANSACTIONS, EK__N,
+	    render_transaction },
+	{ "referrals", STMT_EXPORT_REFERRALS, EK__N, render_referral },
+};
 
 void
 user_export(struct request *r)
 {
 	struct user *u = app_req(r)->user;
-	struct buf b = BUF_INIT;
+	struct export x = { .r = r, .b = BUF_INIT };
 	char now[RFC3339_LEN];
-	struct jw w;
+	size_t i;
 
 	clock_rfc3339_now(now);
-	jw_init(&w, &b);
-	jw_obj(&w);
-	jw_kstr(&w, "exported_at", now);
-	jw_key(&w, "profile");
-	render_user(&w, u->row, 0, u->col);
-	if (sql_begin_or_reply(r) != 0 ||
-	    sql_run_or_reply(r, STMT_SNAPSHOT, NULL) == NULL ||
-	    export_conversations(r, &w) != 0 ||
-	    export_list(r, &w, "ledger", STMT_EXPORT_LEDGER,
-	    render_ledger) != 0 ||
-	    export_list(r, &w, "transactions", STMT_EXPORT_TRANSACTIONS,
-	    render_transaction) != 0 ||
-	    export_list(r, &w, "referrals", STMT_EXPORT_REFERRALS,
-	    render_referral) != 0 || sql_commit_or_reply(r) != 0) {
-		buf_free(&b);
-		return;
+	jw_init(&x.w, &x.b);
+	jw_obj(&x.w);
+	jw_kstr(&x.w, "exported_at", now);
+	jw_key(&x.w, "profile");
+	render_user(&x.w, u->row, 0, u->col);
+	if (sql_begin(r, &x.err) != 0 ||
+	    sql_run(r, STMT_SNAPSHOT, NO_ARGS, &x.err) == NULL)
+		goto fail;
+	jw_karr(&x.w, "conversations");
+	if (export_pages(&x, STMT_EXPORT_CONVS, NULL, EK__N,
+	    export_conversation) != 0)
+		goto fail;
+	jw_end(&x.w);
+	for (i = 0; i < sizeof(export_lists) / sizeof(export_lists[0]); i++) {
+		jw_karr(&x.w, export_lists[i].key);
+		x.render = export_lists[i].render;
+		if (export_pages(&x, export_lists[i].stmt, NULL,
+		    export_lists[i].nkeys, export_object) != 0)
+			goto fail;
+		jw_end(&x.w);
 	}
-	jw_end(&w);
-	req_add_header(r, "Content-Disposition",
-	    "attachment; filename=\"miky-export.json\"");
-	reply_json(r, 200, &b);
-	buf_free(&b);
+	if (sql_commit(r, &x.err) != 0)
+		goto fail;
+	jw_end(&x.w);
+	if (x.started)
+		export_flush(&x, true);
+	else {
+		/* Small enough to go in one piece, with its length. */
+		export_head(r);
+		reply_json(r, 200, &x.b);
+	}
+	buf_free(&x.b);
+	return;
+fail:
+	if (r->client_gone)
+		;	/* nothing more to say to anyone */
+	else if (x.started) {
+		log_warnx("export cut short after it started: %s",
+		    x.err.code != NULL ? x.err.code : "?");
+		reply_abort(r);
+	} else
+		reply_db_error(r, &x.err);
+	buf_free(&x.b);
 }
 
 void
 user_delete(struct request *r)
 {
-	const char *p[1] = { app_req(r)->user->id };
-
 	if (check_password_or_reply(r, r->in[DL_PASSWORD].s) != 0)
 		return;
 	/*
@@ -303,6 +399,7 @@ user_delete(struct request *r)
 	 * (ON DELETE CASCADE); ledger rows and transactions stay, their
 	 * user_id set to NULL (ON DELETE SET NULL).
 	 */
-	if (sql_run_or_reply(r, STMT_USER_DELETE, p) != NULL)
+	if (sql_run_or_reply(r, STMT_USER_DELETE, ARGS(app_req(r)->user->id))
+	    != NULL)
 		reply_empty(r, 204);
 }

@@ -1,8 +1,12 @@
 /*
  * POST /api/chat/voice-to-text: audio as the body, or as the `file` part
  * of multipart/form-data, transcribed by the model provider.  Charged
- * like a chat turn: reserved first, refunded if no text comes back.
+ * like a chat turn: a credit hold taken first, refunded if no text comes
+ * back.  A caller short of credits is answered 402 before a byte of the
+ * audio is read; a user runs at most voice_max_concurrent at once and a
+ * worker VOICE_PER_WORKER, since each holds its audio in memory.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +15,17 @@
 #include "ai.h"
 #include "app.h"
 #include "chat.h"
+#include "config.h"
+#include "credits.h"
 #include "ratelimit.h"
 #include "session.h"
 #include "settings.h"
 #include "sql.h"
 #include "lib/jsonw.h"
 #include "lib/multipart.h"
+
+/* Transcriptions at once per worker process. */
+#define VOICE_PER_WORKER	4
 
 static const char *const audio_types[] = {
 	"audio/webm", "audio/ogg", "audio/mpeg", "audio/mp4", "audio/wav",
@@ -93,25 +102,95 @@ audio_or_reply(struct request *r, struct ai_audio *a)
 	return 0;
 }
 
-/* Takes or gives back the price; returns the balance, -1 after replying. */
-static long long
-credits_or_reply(struct request *r, enum stmt s, const char *reason,
-    long long n)
-{
-	char amount[24];
-	const char *p[4] = { app_req(r)->user->id, amount, reason,
-	    r->request_id };
-	PGresult *res;
+/* Transcriptions running in this worker, against VOICE_PER_WORKER. */
+static atomic_int running;
 
-	snprintf(amount, sizeof(amount), "%lld", n);
-	if ((res = sql_run_or_reply(r, s, p)) == NULL)
-		return -1;
-	if (PQntuples(res) == 0) {
-		reply_error(r, 402, "insufficient_credits", "Transcription "
-		    "needs more credits than you have.", NULL);
+static void
+leave(void *counter)
+{
+	atomic_fetch_sub((atomic_int *)counter, 1);
+}
+
+/*
+ * Takes a place among this worker's transcriptions, given back when the
+ * request ends; -1 after replying 503 when none is free.  Each holds up
+ * to 25 MiB of audio, so a worker runs only a few at once.
+ */
+static int
+place_or_reply(struct request *r)
+{
+	if (atomic_fetch_add(&running, 1) >= VOICE_PER_WORKER) {
+		atomic_fetch_sub(&running, 1);
+		req_add_header(r, "Retry-After", "5");
+		reply_error(r, 503, "unavailable", "Too many transcriptions "
+		    "are running; please retry shortly.", NULL);
 		return -1;
 	}
-	return atoll(PQgetvalue(res, 0, 0));
+	arena_cleanup(r->arena, leave, &running);
+	return 0;
+}
+
+static void
+reply_short(struct request *r)
+{
+	reply_error(r, 402, "insufficient_credits", "Transcription needs "
+	    "more credits than you have.", NULL);
+}
+
+/*
+ * Takes the price as a hold, under the user's row lock and within the
+ * per-user cap on transcriptions at once; -1 after replying.
+ */
+static int
+hold_or_reply(struct request *r, const struct settings *s, struct hold *h)
+{
+	const char *uid = app_req(r)->user->id;
+	PGresult *res;
+	int rc;
+
+	if (sql_begin_or_reply(r) != 0 || credits_lock_or_reply(r) != 0 ||
+	    (res = sql_row_or_reply(r, STMT_HOLDS_ACTIVE, ARGS(uid,
+	    "voice"))) == NULL)
+		return -1;
+	if (sql_int(res, 0, SQL_ONLY) >=
+	    settings_int(s, SET_VOICE_MAX_CONCURRENT)) {
+		reply_rate_limited(r, 5);
+		return -1;
+	}
+	if ((rc = credits_hold_or_reply(r, "voice", settings_int(s,
+	    SET_VOICE_CREDITS_PER_REQUEST), r->request_id, settings_int(s,
+	    SET_AI_TOTAL_TIMEOUT_MS) + conf.hold_grace_ms, h)) != 0) {
+		if (rc > 0)
+			reply_short(r);
+		return -1;
+	}
+	return sql_commit_or_reply(r);
+}
+
+/*
+ * Ends the hold: charged with text, else refunded.  Returns 1, 0 if the
+ * sweeper had refunded it already, -1 on a database error.
+ */
+static int
+end_hold(struct request *r, const struct hold *h, bool charged,
+    long long *balance)
+{
+	struct db_err err;
+	PGresult *user;
+	int rc = -1;
+
+	if (sql_begin(r, &err) != 0 || (user = sql_row(r, STMT_USER_LOCK,
+	    ARGS(app_req(r)->user->id), &err)) == NULL)
+		goto out;
+	*balance = sql_int(user, 0, UL_CREDITS);
+	rc = charged ? credits_settle(r, h, &err) : credits_refund(r, h,
+	    balance, &err);
+	if (rc > 0 && sql_commit(r, &err) != 0)
+		rc = -1;
+out:
+	if (rc <= 0)
+		sql_rollback(r);
+	return rc;
 }
 
 void
@@ -119,16 +198,17 @@ chat_voice(struct request *r)
 {
 	const struct settings *s = settings_for(r);
 	const char *lang = req_query(r, "language");
-	long long price = settings_int(s, "voice_credits_per_request", 3);
+	long long price = settings_int(s, SET_VOICE_CREDITS_PER_REQUEST);
 	long long left;
 	struct ai_audio a = { 0 };
+	struct hold h = { 0 };
 	struct buf b = BUF_INIT;
 	struct jw w;
 	char *text = NULL;
 	enum ai_outcome o;
+	int rc;
 
-	if (r->content_length > settings_int(s, "voice_max_bytes",
-	    25 * 1024 * 1024)) {
+	if (r->content_length > settings_int(s, SET_VOICE_MAX_BYTES)) {
 		reply_error(r, 413, "payload_too_large", "The audio is too "
 		    "large for transcription.", NULL);
 		return;
@@ -144,39 +224,50 @@ chat_voice(struct request *r)
 		unsupported(r);
 		return;
 	}
+	/* Known short before a byte of the audio is read. */
+	if (app_req(r)->user->credits < price) {
+		reply_short(r);
+		return;
+	}
+	if (place_or_reply(r) != 0 ||
+	    rate_take_or_reply(r, arena_printf(r->arena, "voice:%s",
+	    app_req(r)->user->id), 60, (int)settings_int(s,
+	    SET_CHAT_TURNS_PER_MINUTE)) != 0)
+		return;
+	sql_release(r);
 	if (req_read_body(r) != 0) {
 		reply_error(r, 400, "invalid_input", "The audio arrived "
 		    "incomplete.", NULL);
 		return;
 	}
-	if (audio_or_reply(r, &a) != 0)
-		return;
-	a.language = lang;
-	a.total_ms = (int)settings_int(s, "ai_total_timeout_ms", 120000);
-	if (rate_take_or_reply(r, arena_printf(r->arena, "voice:%s",
-	    app_req(r)->user->id), 60, (int)settings_int(s,
-	    "chat_turns_per_minute", 20)) != 0)
-		return;
-	if ((left = credits_or_reply(r, STMT_CREDITS_TAKE, "voice", price)) < 0)
+	if (audio_or_reply(r, &a) != 0 || hold_or_reply(r, s, &h) != 0)
 		return;
 	sql_release(r);
+	a.language = lang;
+	a.total_ms = (int)settings_int(s, SET_AI_TOTAL_TIMEOUT_MS);
+	sql_assert_none(r, "a transcription");
 	o = ai_transcribe(&a, &text);
-	if (o != AI_OK) {
-		if (credits_or_reply(r, STMT_CREDITS_GIVE, "voice_refund",
-		    price) >= 0)
-			reply_error(r, o == AI_TIMEOUT ? 504 : 502, o ==
-			    AI_TIMEOUT ? "upstream_timeout" : "upstream_error",
-			    "The audio could not be transcribed; your credits "
-			    "were refunded.", NULL);
-		return;
+	left = h.balance;
+	if ((rc = end_hold(r, &h, o == AI_OK, &left)) < 0) {
+		reply_error(r, 503, "unavailable", "The transcription could "
+		    "not be completed; your credits will be returned within "
+		    "minutes.", NULL);
+	} else if (rc == 0) {
+		reply_error(r, 504, "upstream_timeout", "The transcription took "
+		    "too long; your credits were refunded.", NULL);
+	} else if (o != AI_OK) {
+		reply_error(r, o == AI_TIMEOUT ? 504 : 502, o == AI_TIMEOUT ?
+		    "upstream_timeout" : "upstream_error", "The audio could "
+		    "not be transcribed; your credits were refunded.", NULL);
+	} else {
+		jw_init(&w, &b);
+		jw_obj(&w);
+		jw_kstr(&w, "text", text);
+		jw_kint(&w, "credits_consumed", price);
+		jw_kint(&w, "credits_remaining", left);
+		jw_end(&w);
+		reply_json(r, 200, &b);
+		buf_free(&b);
 	}
-	jw_init(&w, &b);
-	jw_obj(&w);
-	jw_kstr(&w, "text", text);
-	jw_kint(&w, "credits_consumed", price);
-	jw_kint(&w, "credits_remaining", left);
-	jw_end(&w);
-	reply_json(r, 200, &b);
-	buf_free(&b);
 	free(text);
 }

@@ -10,15 +10,17 @@
 # baselines are measured in the same run, and every figure is given as a
 # ratio to them, because the machine is shared and noisy:
 #
-#   static   a 287-byte file from the same nginx (no FastCGI)
+#   static   web/index.html from the same nginx (no FastCGI)
 #   fcgi     an unknown path under /api/: nginx -> FastCGI -> the app's
 #            404, the app doing nothing (the ceiling of every endpoint)
 #
 # Then: health (one pooled SELECT 1), profile (JWT + user row), list (a
 # page of 20 conversations), get (a conversation of 20 messages, ~7 KiB),
 # signin (one argon2id verification; also as a share of the machine's
-# argon2 ceiling: cores / the time of one hash).  `streams` (not in the
-# default set) is the streaming capacity run (bench/streams.pl).
+# argon2 ceiling: cores / the time of one hash), webhook (signed Stripe
+# invoice.paid deliveries, a third of them duplicates, then the books
+# checked exact).  `streams` (not in the default set) is the streaming
+# capacity run (bench/streams.pl).
 #
 # Each target: a warm-up, then the measured run; between runs the app is
 # let settle (nothing in flight).  The CPU columns are the share of one
@@ -27,7 +29,8 @@
 #
 # Environment:
 #   BENCH_SECONDS (10) BENCH_WARMUP (2) BENCH_CONNECTIONS (64) BENCH_THREADS (2)
-#   BENCH_TARGETS ("static fcgi health profile list get signin")
+#   BENCH_TARGETS ("static fcgi health profile list get signin webhook")
+#   WEBHOOK_USERS (200) WEBHOOK_TRIPLES (20000)
 #   BENCH_USERS (1000) BENCH_CONVS (20) BENCH_MSGS (20)
 #   BENCH_KEEP=1      keep the stack's directory (logs) and info where
 #   MIKY_*            passed to the app (MIKY_WORKERS, MIKY_THREADS, ...)
@@ -55,7 +58,7 @@ my %O = (
 	convs   => $ENV{BENCH_CONVS} // 20,
 	msgs    => $ENV{BENCH_MSGS} // 20,
 );
-my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static fcgi health profile list get signin');
+my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static fcgi health profile list get signin webhook');
 my $PASSWORD = 'bench-password-1';
 my $CORES = `nproc` + 0 || 1;
 
@@ -75,7 +78,9 @@ $tb->output(\*STDERR);
 $tb->failure_output(\*STDERR);
 $ENV{MIKY_TEST_KEEP} = 1 if $ENV{BENCH_KEEP};
 
-my %app_env = (MIKY_STANDIN_DELAY_MS => 0,
+# The webhook target signs its events with this.
+my $WEBHOOK_SECRET = 'whsec_bench_' . join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 32;
+my %app_env = (MIKY_STANDIN_DELAY_MS => 0, STRIPE_WEBHOOK_SECRET => $WEBHOOK_SECRET,
 	map { $_ => $ENV{$_} } grep { /^MIKY_/ && !/^MIKY_TEST_/ } keys %ENV);
 info "starting PostgreSQL, the app and nginx";
 my $t = Miky::Test->new(
@@ -182,14 +187,18 @@ my (@ORDER, %R);
 # measure(NAME, CONNECTIONS, VAR => value, ...): the VARs go to rotate.lua.
 sub measure {
 	my ($name, $conns, %var) = @_;
+	my $script = delete $var{BENCH_SCRIPT} // 'rotate.lua';
+	my $warmup = delete $var{BENCH_WARMUP} // $O{warmup};
 	$var{BENCH_FILE} //= $FILE{tokens};
 	my $threads = $O{threads} < $conns ? $O{threads} : $conns;
-	my @wrk = ('wrk', "-t$threads", "-c$conns", '--timeout', '10s', '-s', "$Bin/rotate.lua", $t->base);
-	info "$name: $var{BENCH_METHOD} $var{BENCH_PATH}, $conns connections, $O{warmup} s warm-up + $O{seconds} s";
+	my @wrk = ('wrk', "-t$threads", "-c$conns", '--timeout', '10s', '-s', "$Bin/$script",
+		$t->base . ($var{BENCH_URL_PATH} // ''));
+	info "$name: " . ($var{BENCH_METHOD} // 'POST') . ' ' . ($var{BENCH_PATH} // $var{BENCH_URL_PATH})
+		. ", $conns connections, $warmup s warm-up + $O{seconds} s";
 	local @ENV{ keys %var } = values %var;
 	settle();
-	if ($O{warmup} > 0) {
-		system("@wrk -d$O{warmup}s >/dev/null") == 0 or die_("wrk failed");
+	if ($warmup > 0) {
+		system("@wrk -d${warmup}s >/dev/null") == 0 or die_("wrk failed");
 		settle();
 	}
 	my $c0 = cpu_now();
@@ -220,9 +229,10 @@ sub first_line { open my $fh, '<', shift or return ''; my $l = <$fh>; chomp $l; 
 my %NOTE;
 
 sub bench_static {
-	check_status('static', 200, $t->json_req(GET => '/index.html'));
+	my $tx = $t->json_req(GET => '/index.html');
+	check_status('static', 200, $tx);
 	measure('static', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/index.html');
-	$NOTE{static} = 'a 287-byte file, nginx alone';
+	$NOTE{static} = sprintf 'a %d-byte file, nginx alone', length $tx->res->body;
 }
 
 sub bench_fcgi {
@@ -287,6 +297,66 @@ sub bench_signin {
 	$NOTE{signin} = sprintf '%.2f of the argon2 ceiling (%.1f/s)', $r->{rps} / $ceiling, $ceiling;
 }
 
+# The Stripe webhook: signed invoice.paid deliveries (bench/webhook.pl: new
+# invoices of WEBHOOK_USERS customers, a third of the deliveries
+# duplicates -- the same event again, or another event for the same
+# invoice), BENCH_CONNECTIONS at a time.  Each delivery checks the
+# signature over the raw body, records the event, and for a new invoice
+# locks the payer, records the payment and grants its 2000 credits, in
+# one transaction.  Afterwards the books must be exact: each invoice
+# granted once, every balance equal to the sum of its ledger, every
+# customer credited 2000 per invoice.  The events are signed just before
+# the run (Stripe's 300 s tolerance).
+my $WEBHOOK_LINE;
+sub bench_webhook {
+	my $users = $ENV{WEBHOOK_USERS} // 200;
+	my $triples = $ENV{WEBHOOK_TRIPLES} // 20000;
+	my $dbh = $t->dbh;
+	$dbh->do(q{
+		INSERT INTO users (email, password_hash, first_name, last_name,
+		    referral_code, email_verified, stripe_customer_id)
+		SELECT 'hook' || i || '@example.com', password_hash, 'Hook', 'User' || i,
+		    'H' || lpad(translate(i::text, '01', 'AB'), 7, 'Z'), true, 'cus_bench_' || i
+		FROM users, generate_series(1, ?::int) i
+		WHERE email = 'template@bench.test'}, undef, $users);
+	for (["$DIR/warm.txt", 500], ["$DIR/events.txt", $triples]) {
+		system('perl', "$Bin/webhook.pl", $WEBHOOK_SECRET, $users, $_->[1], $_->[0]) == 0
+			or die_('webhook: could not sign the events');
+	}
+	my ($sig, $body) = (first_line_raw("$DIR/warm.txt") =~ /^([^\t]*)\t(.*)$/);
+	my $tx = $t->json_req(POST => '/api/payments/webhook', $body,
+		{ 'Content-Type' => 'application/json', 'Stripe-Signature' => $sig });
+	check_status('webhook', 200, $tx);
+	my $threads = $O{threads} < $O{conns} ? $O{threads} : $O{conns};
+	{
+		local @ENV{qw(BENCH_EVENTS BENCH_WRK_THREADS)} = ("$DIR/warm.txt", $threads);
+		system('wrk', "-t$threads", "-c$O{conns}", '--timeout', '10s', '-s', "$Bin/webhook.lua",
+			"-d$O{warmup}s", $t->url('/api/payments/webhook')) == 0 or die_('wrk failed');
+	}
+	my $r = measure('webhook', $O{conns}, BENCH_SCRIPT => 'webhook.lua', BENCH_WARMUP => 0,
+		BENCH_URL_PATH => '/api/payments/webhook', BENCH_EVENTS => "$DIR/events.txt",
+		BENCH_WRK_THREADS => $threads);
+	my ($events, $invoices, $txs, $grants, $unbalanced, $wrong) = $dbh->selectrow_array(q{
+		SELECT (SELECT count(*) FROM stripe_events),
+		 (SELECT count(DISTINCT payload->'data'->'object'->>'id') FROM stripe_events),
+		 (SELECT count(*) FROM transactions WHERE stripe_invoice_id LIKE 'in_bench_%'),
+		 (SELECT count(*) FROM credit_ledger WHERE reason = 'subscription'
+		   AND ref LIKE 'in_bench_%'),
+		 (SELECT count(*) FROM users u WHERE credits <> (SELECT coalesce(sum(delta), 0)
+		   FROM credit_ledger l WHERE l.user_id = u.id)),
+		 (SELECT count(*) FROM users u WHERE email LIKE 'hook%' AND credits <> 2000
+		   * (SELECT count(*) FROM transactions t WHERE t.user_id = u.id))});
+	die_("webhook: the ledger is NOT exact: $invoices invoices, $txs transactions, $grants grants, "
+		. "$unbalanced balances off their ledger, $wrong customers off 2000 per invoice")
+		if $invoices != $txs || $txs != $grants || $unbalanced != 0 || $wrong != 0;
+	$WEBHOOK_LINE = sprintf 'webhook: %d deliveries measured (%d signed, a third duplicates; the '
+		. "warm-up's too in the totals): %d events recorded, %d invoices, each granted once; "
+		. 'every balance = its ledger', $r->{requests}, 3 * $triples, $events, $invoices;
+	$NOTE{webhook} = 'events/s; ledger exact';
+}
+
+sub first_line_raw { open my $fh, '<', shift or return ''; my $l = <$fh> // ''; chomp $l; $l }
+
 # The streaming capacity run: bench/streams.pl.
 my $STREAMS;
 sub bench_streams {
@@ -322,6 +392,7 @@ sub report {
 			$r->{cpu_app}, $r->{cpu_pg}, $r->{non2xx} + $r->{errors}, $NOTE{$name} // '';
 	}
 	push @l, '', 'CPU: % of one core used during the measured run (client excluded)';
+	push @l, '', $WEBHOOK_LINE if $WEBHOOK_LINE;
 	push @l, '', @$STREAMS if $STREAMS;
 	return join "\n", @l, '';
 }

@@ -9,7 +9,10 @@
  * A handler borrows a connection for one unit of work and gives it back;
  * db_release() rolls back a transaction left open.  A connection found
  * broken is closed and reopened on its next use, so a database restart
- * needs no application restart.  Errors are split: the client-facing
+ * needs no application restart.  Connecting has a deadline in
+ * milliseconds, and after a failed attempt the pool answers at once for
+ * a second (one probe at a time), so while the database is down each
+ * request gets its 503 within about the connect timeout.  Errors are split: the client-facing
  * part (HTTP status, API code, sentence) goes to struct db_err, the
  * server's text only to the log.
  */
@@ -23,10 +26,20 @@
 
 #define DB_RETRY	0x01	/* safe to run again on a fresh connection */
 
+/*
+ * A statement: its text, how many $n parameters it takes and how many
+ * columns its result has.  Both counts are checked against the server's
+ * own description of the prepared statement (PQdescribePrepared) when
+ * the first connection of a process opens, so a column list or a
+ * parameter list that drifts from the code that reads it stops the pool
+ * instead of reading the wrong column.  db_exec() checks every call's
+ * parameter count against nparams.
+ */
 struct db_stmt {
 	const char	*name;
 	const char	*sql;
 	int		 nparams;
+	int		 ncols;
 	unsigned	 flags;
 };
 
@@ -45,6 +58,7 @@ struct db_config {
 	int			 size;		/* connections */
 	int			 statement_timeout_ms;
 	int			 acquire_timeout_ms;
+	int			 connect_timeout_ms;	/* 0: DB_CONNECT_MS */
 	const struct db_stmt	*stmts;		/* table of nstmts rows */
 	int			 nstmts;
 	const char		*application_name;
@@ -64,16 +78,27 @@ struct db	*db_acquire(struct db_err *);
 void		 db_release(struct db *);
 
 /*
- * Runs statement `stmt` with its parameters (NULL values are SQL NULL).
- * Returns a result the caller PQclear()s, or NULL with *err set.
- * Statements flagged DB_RETRY are retried once on a fresh connection if
- * the connection turns out to be dead.
+ * Runs statement `stmt` with its `nparams` parameters (NULL values are
+ * SQL NULL); a count other than the statement's is a programming error,
+ * logged as critical and answered 500.  Returns a result the caller
+ * PQclear()s, or NULL with *err set.  Statements flagged DB_RETRY are
+ * retried once on a fresh connection if the connection turns out to be
+ * dead.
  */
 PGresult	*db_exec(struct db *, int stmt, const char *const *params,
-		    struct db_err *);
+		    int nparams, struct db_err *);
 /* The same with explicit lengths and formats (binary parameters). */
 PGresult	*db_exec_bin(struct db *, int stmt, const char *const *params,
-		    const int *lengths, const int *formats, struct db_err *);
+		    int nparams, const int *lengths, const int *formats,
+		    struct db_err *);
+
+/*
+ * Prepares every statement of the table on `conn` and compares each
+ * one's parameter and column counts with the server's description.
+ * Returns 0 if all match, -1 after logging every mismatch or failure.
+ */
+int		 db_check_stmts(PGconn *conn, const struct db_stmt *stmts,
+		    int nstmts);
 
 /* Transactions.  db_begin() retries once on a dead connection. */
 int		 db_begin(struct db *, struct db_err *);
@@ -87,7 +112,13 @@ PGconn		*db_conn(struct db *);
 void		 db_error(PGconn *, const PGresult *, const char *what,
 		    struct db_err *);
 
-/* Opens a standalone connection (for migrate, mailer, LISTEN). */
+/*
+ * Opens a standalone connection (for migrate, mailer, LISTEN), giving
+ * up after DB_CONNECT_MS, or `ms` milliseconds; NULL after logging why.
+ */
+#define DB_CONNECT_MS	5000
 PGconn		*db_connect(const char *conninfo, const char *appname);
+PGconn		*db_connect_within(const char *conninfo, const char *appname,
+		    int ms);
 
 #endif

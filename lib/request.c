@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <stdint.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"
@@ -219,7 +220,7 @@ http_reason(int status)
 }
 
 int
-req_write(struct request *r, const struct iovec *iov, int n, bool end)
+req_writev(struct request *r, const struct iovec *iov, int n, bool end)
 {
 	if (r->client_gone)
 		return -1;
@@ -228,6 +229,14 @@ req_write(struct request *r, const struct iovec *iov, int n, bool end)
 		return -1;
 	}
 	return 0;
+}
+
+int
+req_write(struct request *r, const char *p, size_t n)
+{
+	struct iovec iov = { (void *)(uintptr_t)p, n };
+
+	return req_writev(r, &iov, 1, false);
 }
 
 /* Status line and the headers every response carries. */
@@ -267,7 +276,7 @@ reply(struct request *r, int status, const char *content_type,
 	buf_puts(&h, "\r\n");
 	iov[0] = (struct iovec){ h.p, h.len };
 	iov[1] = (struct iovec){ (void *)(uintptr_t)body, len };
-	req_write(r, iov, body != NULL && len > 0 ? 2 : 1, true);
+	req_writev(r, iov, body != NULL && len > 0 ? 2 : 1, true);
 	buf_free(&h);
 }
 
@@ -312,6 +321,33 @@ reply_error(struct request *r, int status, const char *code,
 }
 
 int
+reply_start(struct request *r, int status, const char *content_type)
+{
+	struct buf h = BUF_INIT;
+	int rc;
+
+	if (r->replied) {
+		log_errx("reply after the response was sent");
+		return -1;
+	}
+	r->streaming = true;
+	head(r, &h, status, content_type);
+	buf_puts(&h, "\r\n");
+	rc = req_write(r, h.p, h.len);
+	buf_free(&h);
+	return rc;
+}
+
+void
+reply_abort(struct request *r)
+{
+	r->client_gone = true;
+	r->error_code = "aborted";
+	r->conn->broken = true;
+	shutdown(r->conn->fd, SHUT_RDWR);
+}
+
+int
 sse_start(struct request *r)
 {
 	struct buf h = BUF_INIT;
@@ -323,7 +359,7 @@ sse_start(struct request *r)
 	/* nginx: never buffer this response, whatever the location says. */
 	buf_puts(&h, "X-Accel-Buffering: no\r\n\r\n");
 	iov = (struct iovec){ h.p, h.len };
-	rc = req_write(r, &iov, 1, false);
+	rc = req_writev(r, &iov, 1, false);
 	buf_free(&h);
 	return rc;
 }
@@ -340,7 +376,7 @@ sse_event(struct request *r, const char *event, const char *json, size_t len)
 	};
 
 	/* JSON from the writer has no raw newlines, so one data line. */
-	return req_write(r, iov, 5, false);
+	return req_writev(r, iov, 5, false);
 }
 
 int
@@ -352,5 +388,5 @@ sse_comment(struct request *r, const char *text)
 		{ "\n\n", 2 },
 	};
 
-	return req_write(r, iov, 3, false);
+	return req_writev(r, iov, 3, false);
 }

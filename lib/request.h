@@ -109,6 +109,21 @@ void		 reply_empty(struct request *, int status);
 void		 reply_error(struct request *, int status, const char *code,
 		    const char *message, const char *field);
 
+/*
+ * Starts a response whose body follows in pieces written with
+ * req_write(), ended by the request's end; it has no Content-Length
+ * (nginx sends it chunked).  Returns -1 if the client is gone.
+ */
+int		 reply_start(struct request *, int status,
+		    const char *content_type);
+/*
+ * Ends a started response that cannot be completed: the connection to
+ * the web server is shut down without FastCGI's end-of-request record,
+ * so the client's transfer is cut short (no last chunk) rather than
+ * passed off as whole.
+ */
+void		 reply_abort(struct request *);
+
 /* Starts a text/event-stream response (200).  Returns -1 if gone. */
 int		 sse_start(struct request *);
 /* Sends one event with a JSON data line and flushes.  -1 if gone. */
@@ -118,12 +133,13 @@ int		 sse_event(struct request *, const char *event,
 int		 sse_comment(struct request *, const char *text);
 
 /*
- * Sends raw bytes of a streamed response at once; with `end`, the
- * response ends after them.  -1 if the client is gone (or stopped
- * reading for the connection's timeout).
+ * Sends raw bytes of a started response at once (nothing is buffered);
+ * with `end`, the response ends after them.  -1 if the client is gone
+ * (or stopped reading for the connection's timeout).
  */
-int		 req_write(struct request *, const struct iovec *, int n,
+int		 req_writev(struct request *, const struct iovec *, int n,
 		    bool end);
+int		 req_write(struct request *, const char *, size_t);
 /* The connection's socket, to watch for a hang-up while waiting. */
 int		 req_fd(const struct request *);
 

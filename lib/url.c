@@ -47,12 +47,15 @@ url_split_path(struct arena *a, const char *path, char **segs, size_t max)
 
 	if (n == 0 || path[0] != '/')
 		return (size_t)-1;
+	if (n == 1)
+		return 0;
 	for (;;) {
-		while (i < n && path[i] == '/')
-			i++;
+		/* One slash before each segment, none after the last. */
 		if (i == n)
 			return count;
-		start = i;
+		if (path[i] != '/' || i + 1 == n || path[i + 1] == '/')
+			return (size_t)-1;
+		start = ++i;
 		while (i < n && path[i] != '/')
 			i++;
 		if (count == max)
@@ -90,4 +93,35 @@ url_parse_query(struct arena *a, const char *q, struct url_kv *kv, size_t max)
 		p = *amp == '&' ? amp + 1 : amp;
 	}
 	return count;
+}
+
+void
+url_encode(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		    *p == '_' || *p == '~')
+			buf_putc(b, (char)*p);
+		else {
+			buf_putc(b, '%');
+			buf_putc(b, hex[*p >> 4]);
+			buf_putc(b, hex[*p & 15]);
+		}
+	}
+}
+
+void
+url_form_add(struct buf *b, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	if (b->len > 0)
+		buf_putc(b, '&');
+	url_encode(b, key);
+	buf_putc(b, '=');
+	url_encode(b, value);
 }

@@ -161,7 +161,7 @@ serve(struct conn *c, struct arena *a)
 		    "Something went wrong on our side.", NULL);
 	/* A streamed answer ends here. */
 	if (!c->ended && !r.client_gone)
-		req_write(&r, NULL, 0, true);
+		req_writev(&r, NULL, 0, true);
 	finish_request(&r);
 	log_clear_context();
 	metrics_inflight(-1);

@@ -27,13 +27,16 @@ sub signup {
 
 sub outbox {
 	my ($email, $template) = @_;
-	return $dbh->selectall_arrayref(q{SELECT id, template, payload->>'link' AS link,
-		payload->>'first_name' AS first_name, language, user_id
+	return $dbh->selectall_arrayref(q{SELECT id, template, payload->>'token' AS token,
+		(payload->'link' IS NOT NULL) AS has_link, payload->>'first_name' AS first_name, language, user_id
 		FROM email_outbox WHERE to_addr = ? AND (?::text IS NULL OR template = ?)
 		ORDER BY id}, { Slice => {} }, $email, $template, $template);
 }
 
-sub token_of { ($_[0] // '') =~ /token=([A-Za-z0-9_-]{43})$/ ? $1 : undef }
+sub token_of { ($_[0] // '') =~ /^([A-Za-z0-9_-]{43})$/ ? $1 : undef }
+
+# verify($token, $password): POST /verify-email, the password of the sign-up.
+sub verify { post('/api/auth/verify-email', { token => $_[0], password => $_[1] // $PW }) }
 
 sub signin { post('/api/auth/signin', { email => $_[0], password => $_[1] }) }
 
@@ -76,12 +79,13 @@ is(count('SELECT sum(delta) FROM credit_ledger WHERE user_id = ?', undef, $u->{i
 my $mails = outbox($email);
 is(scalar @$mails, 1, 'one mail queued');
 is($mails->[0]{template}, 'verify', 'template verify');
-is($mails->[0]{first_name}, 'Nina', 'payload first_name');
+ok(!defined $mails->[0]{first_name},
+	'no first name: a verification mail carries no text the signer-up chose');
 is($mails->[0]{language}, 'de', 'mail in the account language');
 is($mails->[0]{user_id}, $u->{id}, 'mail belongs to the user');
-like($mails->[0]{link}, qr{^\Q${\ $t->base }\E/verify-email\?token=[A-Za-z0-9_-]{43}$},
-	'link: PUBLIC_BASE_URL/verify-email?token=<43 chars>');
-my $tok1 = token_of($mails->[0]{link});
+ok(!$mails->[0]{has_link}, 'no link stored: the mailer builds it when it sends');
+my $tok1 = token_of($mails->[0]{token});
+ok($tok1, 'the token (43 characters) waits in the row until the mail is sent');
 my $et = $dbh->selectall_arrayref(q{SELECT purpose, used_at IS NULL AS live,
 	expires_at > now() + interval '47 hours 59 minutes' AND expires_at <= now() + interval '48 hours' AS ttl48,
 	encode(token_hash, 'hex') AS h FROM email_tokens WHERE user_id = ?}, { Slice => {} }, $u->{id});
@@ -116,16 +120,23 @@ is(count('SELECT count(*) FROM credit_ledger WHERE user_id = ?', undef, $u->{id}
 $mails = outbox($email);
 is(scalar @$mails, 2, 'a second mail');
 is($mails->[1]{template}, 'verify', 'template verify');
-is($mails->[1]{first_name}, 'Nora', 'addressed to the new name');
-my $tok2 = token_of($mails->[1]{link});
+ok(!defined $mails->[1]{first_name}, 'no name in it');
+my $tok2 = token_of($mails->[1]{token});
 ok($tok2 && $tok2 ne $tok1, 'a new link');
 is(count('SELECT count(*) FROM email_tokens WHERE user_id = ? AND used_at IS NULL', undef, $u->{id}),
 	1, 'only the new link is live');
 
-error_is(post('/api/auth/verify-email', { token => $tok1 }), 400, 'invalid_token', undef,
+error_is(verify($tok1, $PW2), 400, 'invalid_token', undef,
 	'the earlier link is void: 400 invalid_token');
-$tx = post('/api/auth/verify-email', { token => $tok2 });
-is($tx->res->code, 200, 'the new link verifies');
+error_is(verify($tok2, $PW), 401, 'invalid_credentials', undef,
+	'the new link with the replaced password: 401 invalid_credentials');
+error_is(verify($tok2, 'not even close'), 401, 'invalid_credentials', undef,
+	'the new link with a wrong password: 401');
+is(count(q{SELECT count(*) FROM rate_limits WHERE key = 'signin_fail:' || ?}, undef, $u->{id}), 1,
+	'the failures count against the account sign-in limit');
+ok(!count('SELECT email_verified FROM users WHERE id = ?', undef, $u->{id}), 'still pending');
+$tx = verify($tok2, $PW2);
+is($tx->res->code, 200, 'the new link with the password of its sign-up verifies: the token was kept');
 my $j = $tx->res->json;
 is_deeply([ sort keys %$j ], [ sort qw(user access_token refresh_token token_type expires_in) ],
 	'verify-email: {user, access_token, refresh_token, token_type, expires_in}');
@@ -156,7 +167,7 @@ $tx = $t->json_req(GET => '/api/user/profile', undef,
 is($tx->res->code, 200, 'the access token of verify-email works');
 is($tx->res->json('/user/id'), $u->{id}, 'for this user');
 
-error_is(post('/api/auth/verify-email', { token => $tok2 }), 400, 'invalid_token', undef,
+error_is(verify($tok2, $PW2), 400, 'invalid_token', undef,
 	'the link is single-use: 400 invalid_token the second time');
 is(signin($email, $PW2)->res->code, 200, 'the new password signs in');
 error_is(signin($email, $PW), 401, 'invalid_credentials', undef, 'the replaced password does not');
@@ -171,7 +182,7 @@ is($tx->res->body, $body_new, 'the same body, byte for byte');
 $mails = outbox($email);
 is(scalar @$mails, 3, 'a third mail');
 is($mails->[2]{template}, 'already_registered', 'template already_registered');
-like($mails->[2]{link}, qr{^\Q${\ $t->base }\E/signin$}, 'link to sign in, no token');
+ok(!defined $mails->[2]{token} && !$mails->[2]{has_link}, 'no token, no stored link');
 is($mails->[2]{first_name}, 'Nora', 'addressed by the account name, not the new one');
 is($mails->[2]{language}, 'fr', 'in the account language');
 my $u3 = $dbh->selectrow_hashref('SELECT * FROM users WHERE id = ?', undef, $u->{id});
@@ -197,50 +208,81 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	my ($tok, $b) = $t->signup(email => 'expiring@example.com');
 	$dbh->do(q{UPDATE email_tokens SET expires_at = now() - interval '1 second'
 		WHERE user_id = (SELECT id FROM users WHERE email = ?)}, undef, 'expiring@example.com');
-	error_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_token', undef,
-		'an expired link: 400 invalid_token');
+	error_is(verify($tok), 400, 'invalid_token', undef, 'an expired link: 400 invalid_token');
 	ok(!count('SELECT email_verified FROM users WHERE email = ?', undef, 'expiring@example.com'),
 		'and the account stays pending');
 	$dbh->do(q{UPDATE email_tokens SET expires_at = now() + interval '1 minute'
 		WHERE user_id = (SELECT id FROM users WHERE email = ?)}, undef, 'expiring@example.com');
-	is(post('/api/auth/verify-email', { token => $tok })->res->code, 200,
-		'the same link within its time verifies (control)');
+	is(verify($tok)->res->code, 200, 'the same link within its time verifies (control)');
 
 	# A reset link is not a verification link.
 	is(post('/api/auth/forgot-password', { email => 'expiring@example.com' })->res->code, 202,
 		'forgot-password');
 	my $reset = $t->mail_token('expiring@example.com', 'reset');
 	ok($reset, 'a reset link');
-	error_is(post('/api/auth/verify-email', { token => $reset }), 400, 'invalid_token', undef,
+	error_is(verify($reset), 400, 'invalid_token', undef,
 		'a reset token at verify-email: 400 invalid_token');
 
 	for my $bad ('abc', 'A' x 42, 'A' x 44, ('A' x 42) . '!', ('A' x 42) . '=',
 		'A' x 43, "$tok\n")
 	{
-		error_is(post('/api/auth/verify-email', { token => $bad }), 400, 'invalid_token', undef,
+		error_is(verify($bad), 400, 'invalid_token', undef,
 			"verify-email with token '" . substr($bad, 0, 12) . "...' (" . length($bad) . ')');
 	}
-	error_is(post('/api/auth/verify-email', {}), 400, 'invalid_input', 'token',
+	error_is(post('/api/auth/verify-email', { password => $PW }), 400, 'invalid_input', 'token',
 		'verify-email without token: invalid_input token');
-	error_is(post('/api/auth/verify-email', { token => 42 }), 400, 'invalid_input', 'token',
-		'verify-email with a number');
-	error_is(post('/api/auth/verify-email', { token => $tok, email => 'x@y.z' }), 400,
-		'invalid_input', 'email', 'verify-email with an extra field');
+	error_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_input', 'password',
+		'verify-email without password: invalid_input password');
+	error_is(post('/api/auth/verify-email', { token => 42, password => $PW }), 400, 'invalid_input',
+		'token', 'verify-email with a number');
+	error_is(post('/api/auth/verify-email', { token => $tok, password => 42 }), 400, 'invalid_input',
+		'password', 'verify-email with a numeric password');
+	error_is(post('/api/auth/verify-email', { token => $tok, password => $PW, email => 'x@y.z' }),
+		400, 'invalid_input', 'email', 'verify-email with an extra field');
 }
 
 # A banned pending account cannot verify; the link is not spent by trying.
 {
 	my ($tok) = $t->signup(email => 'banned.pending@example.com');
 	$dbh->do('UPDATE users SET banned_at = now() WHERE email = ?', undef, 'banned.pending@example.com');
-	error_is(post('/api/auth/verify-email', { token => $tok }), 403, 'forbidden', undef,
-		'verify-email of a banned account: 403 forbidden');
+	error_is(verify($tok), 403, 'forbidden', undef, 'verify-email of a banned account: 403 forbidden');
 	ok(!count('SELECT email_verified FROM users WHERE email = ?', undef, 'banned.pending@example.com'),
 		'not verified');
 	is(count('SELECT count(*) FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE u.email = ?',
 		undef, 'banned.pending@example.com'), 0, 'no session made');
 	$dbh->do('UPDATE users SET banned_at = NULL WHERE email = ?', undef, 'banned.pending@example.com');
-	is(post('/api/auth/verify-email', { token => $tok })->res->code, 200,
-		'unbanned, the same link works: it was not spent');
+	is(verify($tok)->res->code, 200, 'unbanned, the same link works: it was not spent');
+}
+
+# --- the takeover of a pending account (api.md, verify-email) -----------------
+# A stranger signs up again with someone's pending email: the password
+# becomes the stranger's, and the owner's newest link then needs it.  The
+# stranger never sees the link; the owner's own password does not verify
+# it; the owner signs up again and gets the account back.
+{
+	my $victim = 'victim@example.com';
+	is(signup(email => $victim, password => 'the owner password 1')->res->code, 202,
+		'the owner signs up');
+	is(signup(email => $victim, password => 'the stranger password')->res->code, 202,
+		'a stranger signs up with the same pending email');
+	my $link = $t->mail_token($victim, 'verify');
+	error_is(verify($link, 'the owner password 1'), 401, 'invalid_credentials', undef,
+		"the owner's password does not verify the newest link");
+	ok(!count('SELECT email_verified FROM users WHERE email = ?', undef, $victim),
+		'nobody verified the account');
+	is(count('SELECT count(*) FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE u.email = ?',
+		undef, $victim), 0, 'no session for anyone');
+	is(signup(email => $victim, password => 'the owner password 1')->res->code, 202,
+		'the owner signs up again');
+	my $own = $t->mail_token($victim, 'verify');
+	error_is(verify($link, 'the stranger password'), 400, 'invalid_token', undef,
+		"the link the stranger's sign-up sent is void now");
+	error_is(verify($own, 'the stranger password'), 401, 'invalid_credentials', undef,
+		"the stranger's password does not verify the owner's link");
+	$tx = verify($own, 'the owner password 1');
+	is($tx->res->code, 200, 'the owner verifies with their own password');
+	error_is(signin($victim, 'the stranger password'), 401, 'invalid_credentials', undef,
+		"the stranger's password signs nobody in");
 }
 
 # --- resend-verification ------------------------------------------------------
@@ -254,9 +296,8 @@ is($tx->res->code, 200, "the owner's session is untouched");
 		'body {status, email}');
 	my $m = outbox('resend@example.com', 'verify');
 	is(scalar @$m, $n0 + 1, 'a new verify mail');
-	my $new = token_of($m->[-1]{link});
-	error_is(post('/api/auth/verify-email', { token => $tok }), 400, 'invalid_token', undef,
-		'the earlier link is void after a resend');
+	my $new = token_of($m->[-1]{token});
+	error_is(verify($tok), 400, 'invalid_token', undef, 'the earlier link is void after a resend');
 
 	# Unknown and verified emails: the same answer, no mail.
 	my $before = count('SELECT count(*) FROM email_outbox');
@@ -268,7 +309,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	is($tx->res->code, 202, 'resend for a verified account: 202');
 	is(count('SELECT count(*) FROM email_outbox'), $before, 'neither queued a mail');
 
-	is(post('/api/auth/verify-email', { token => $new })->res->code, 200, 'the resent link works');
+	is(verify($new)->res->code, 200, 'the resent link works');
 	error_is(post('/api/auth/resend-verification', {}), 400, 'invalid_input', 'email',
 		'resend without email');
 	error_is(post('/api/auth/resend-verification', { email => 'not an email' }), 400,
@@ -290,7 +331,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	is(count('SELECT first_name FROM users WHERE email = ?', undef, 'a@b.com'), 'Ab2',
 		'the second sign-up replaced the pending names');
 	my $tok = $t->mail_token('a@b.com', 'verify');
-	is(post('/api/auth/verify-email', { token => $tok })->res->code, 200, 'verified');
+	is(verify($tok)->res->code, 200, 'verified');
 	$tx = signin(' A@B.COM ', $PW);
 	is($tx->res->code, 200, '" A@B.COM " signs in');
 	is($tx->res->json('/user/email'), 'a@b.com', 'as a@b.com');
@@ -308,7 +349,7 @@ is($tx->res->code, 200, "the owner's session is untouched");
 	is(count(q{SELECT count(*) FROM users WHERE email LIKE '%lodie@example.com'}), 1, 'the same account');
 	my $etok = $t->mail_token("\x{e9}lodie\@example.com", 'verify');
 	ok($etok, 'its verify mail is addressed to the lower-case form');
-	is(post('/api/auth/verify-email', { token => $etok })->res->code, 200, 'verified');
+	is(verify($etok)->res->code, 200, 'verified');
 	is(signin("\x{c9}LODIE\@EXAMPLE.COM", $PW)->res->code, 200, 'signs in in capitals, E-acute included');
 }
 

@@ -218,7 +218,7 @@ like($tx->res->headers->content_type, qr{^application/json}, 'as JSON');
 is(count_rows('conversations WHERE user_id = ?', $poor->{id}), $before{conv}, '402: no conversation created');
 is(count_rows('messages WHERE user_id = ?', $poor->{id}), $before{msg}, '402: no message stored');
 is(count_rows('credit_ledger WHERE user_id = ?', $poor->{id}), $before{ledger}, '402: no ledger row');
-is(count_rows('chat_turns WHERE user_id = ?', $poor->{id}), 0, '402: no turn left open');
+is(count_rows('credit_holds WHERE user_id = ?', $poor->{id}), 0, '402: no turn left open');
 is(credits($poor), 2, '402: balance unchanged');
 is(scalar $fake->requests(tag => 't11:'), 0, '402: the model was not asked');
 
@@ -244,7 +244,7 @@ my $bad = $dbh->selectall_arrayref(q{SELECT u.id, u.credits, coalesce(sum(l.delt
 	FROM users u LEFT JOIN credit_ledger l ON l.user_id = u.id GROUP BY u.id
 	HAVING u.credits <> coalesce(sum(l.delta), 0)});
 is_deeply($bad, [], 'every user: credits = sum of ledger deltas');
-is(count_rows('chat_turns'), 0, 'no turn left open');
+is(count_rows('credit_holds'), 0, 'no turn left open');
 
 # --- the stand-in model -----------------------------------------------------------------
 

@@ -117,7 +117,7 @@ for my $name (map { $_->[0] } @CASES) {
 	# for: the app settles the turn by itself.
 	my $want_assistant = $c->{outcome} ne 'refund';
 	$t->wait_for(sub {
-		!$dbh->selectrow_array('SELECT count(*) FROM chat_turns WHERE user_id = ?', undef, $uid)
+		!$dbh->selectrow_array('SELECT count(*) FROM credit_holds WHERE user_id = ?', undef, $uid)
 	}, 10, "$name: the turn to settle");
 	my $msgs = rows(q{SELECT id, sender, content, credits_consumed FROM messages WHERE user_id = ? ORDER BY created_at}, $uid);
 	my $ledger = rows(q{SELECT delta, reason, ref FROM credit_ledger WHERE user_id = ? AND reason <> 'signup' ORDER BY id}, $uid);
@@ -185,7 +185,7 @@ set_settings($t, %S);
 my $bad = $dbh->selectall_arrayref(q{SELECT u.id FROM users u LEFT JOIN credit_ledger l ON l.user_id = u.id
 	GROUP BY u.id HAVING u.credits <> coalesce(sum(l.delta), 0)});
 is_deeply($bad, [], 'every user: credits = sum of ledger deltas');
-is($dbh->selectrow_array('SELECT count(*) FROM chat_turns'), 0, 'no turn left open');
+is($dbh->selectrow_array('SELECT count(*) FROM credit_holds'), 0, 'no turn left open');
 
 my $key = $fake->key;
 my $log = $t->log;

@@ -70,7 +70,7 @@ is(count_rows(q{conversations WHERE user_id = ?}, $u->{id}), 5, 'exactly 5 conve
 is(count_rows(q{messages WHERE user_id = ? AND sender = 'assistant' AND content <> ?}, $u->{id}, answer(3)), 0,
 	'each answer complete');
 is(scalar $fake->requests(tag => 'c-'), 5, 'the model was asked 5 times');
-is(count_rows(q{chat_turns WHERE user_id = ?}, $u->{id}), 0, 'no turn left open');
+is(count_rows(q{credit_holds WHERE user_id = ?}, $u->{id}), 0, 'no turn left open');
 
 # --- turns at once: chat_max_concurrent_turns ----------------------------------------
 

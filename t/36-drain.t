@@ -51,7 +51,7 @@ for my $i (0 .. 2) {
 	my ($f) = $fake->wait_requests(tag => "d-$i:", ended => 1);
 	ok($f && !$f->{cancelled}, "stream $i: the model call was not cut");
 }
-is($dbh->selectrow_array('SELECT count(*) FROM chat_turns'), 0, 'no turn left open');
+is($dbh->selectrow_array('SELECT count(*) FROM credit_holds'), 0, 'no turn left open');
 
 my $status = $t->wait_app_exit(30);
 is($status, 0, 'then the app exits 0');

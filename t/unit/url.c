@@ -1,6 +1,6 @@
 /*
  * lib/url.c: percent-decoding refuses bad escapes, %00 and invalid
- * UTF-8; '+' is a space only in queries; path splitting skips empty
+ * UTF-8; '+' is a space only in queries; path splitting refuses empty
  * segments and keeps %2F inside its segment; both splitters bound the
  * number of pieces.
  */
@@ -70,12 +70,17 @@ test_path(void)
 	char *segs[4];
 
 	is_int(url_split_path(a, "/", segs, 4), 0, "'/' has no segments");
-	is_int(url_split_path(a, "///", segs, 4), 0, "'///' has no segments");
+	is_int(url_split_path(a, "///", segs, 4), -1, "'///' refused");
+	is_int(url_split_path(a, "/api/metrics/", segs, 4), -1,
+	    "a trailing slash refused");
+	is_int(url_split_path(a, "//api/metrics", segs, 4), -1,
+	    "a leading double slash refused");
 	is_int(url_split_path(a, "", segs, 4), -1, "empty path refused");
 	is_int(url_split_path(a, "api/x", segs, 4), -1,
 	    "relative path refused");
-	is_int(url_split_path(a, "/api//x/", segs, 4), 2,
-	    "'/api//x/': empty segments skipped");
+	is_int(url_split_path(a, "/api//x", segs, 4), -1,
+	    "'/api//x': an empty segment refused");
+	is_int(url_split_path(a, "/api/x", segs, 4), 2, "'/api/x'");
 	is_str(segs[0], "api", "first segment");
 	is_str(segs[1], "x", "second segment");
 	is_int(url_split_path(a, "/a%2Fb/c", segs, 4), 2,
@@ -100,8 +105,8 @@ test_path(void)
 	is_int(url_split_path(a, "/1/2/3/4", segs, 4), 4,
 	    "exactly max segments");
 	is_str(segs[3], "4", "last of max segments");
-	is_int(url_split_path(a, "/1/2/3/4/", segs, 4), 4,
-	    "max segments and a trailing slash");
+	is_int(url_split_path(a, "/1/2/3/4/", segs, 4), -1,
+	    "max segments and a trailing slash refused");
 	is_int(url_split_path(a, "/1/2/3/4/5", segs, 4), -1,
 	    "max + 1 segments refused");
 	is_int(url_split_path(a, "/", segs, 0), 0, "max 0 and no segment");
@@ -150,6 +155,32 @@ test_query(void)
 	    "max + 1 pairs refused");
 }
 
+static void
+test_encode(void)
+{
+	struct buf b = BUF_INIT;
+
+	url_encode(&b, "aZ09-._~");
+	is_str(b.p, "aZ09-._~", "unreserved characters as they are");
+	buf_reset(&b);
+	url_encode(&b, "a b&c=d+e/f?%");
+	is_str(b.p, "a%20b%26c%3Dd%2Be%2Ff%3F%25", "the rest as %%XX");
+	buf_reset(&b);
+	url_encode(&b, "\xc3\xa9\x01\x7f\xff");
+	is_str(b.p, "%C3%A9%01%7F%FF", "bytes above 0x7f and controls");
+	buf_reset(&b);
+	url_encode(&b, "");
+	is_int(b.len, 0, "nothing for an empty string");
+	url_form_add(&b, "metadata[user_id]", "u 1");
+	url_form_add(&b, "skipped", NULL);
+	url_form_add(&b, "line_items[0][price]", "price_1");
+	is_str(b.p, "metadata%5Buser_id%5D=u%201&"
+	    "line_items%5B0%5D%5Bprice%5D=price_1",
+	    "a form: pairs joined by '&', NULL values left out");
+	ok(url_decode(a, b.p, b.len, true) != NULL, "and it decodes");
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -157,6 +188,7 @@ main(void)
 	test_decode();
 	test_path();
 	test_query();
+	test_encode();
 	arena_free(a);
 	return tap_done();
 }

@@ -30,6 +30,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Mojo::JSON qw(decode_json);
 use Mojo::URL;
+use Mojo::Promise;
 use Mojo::UserAgent;
 use Mojo::Util qw(url_escape);
 use POSIX qw(WNOHANG);
@@ -246,6 +247,21 @@ sub json_req {
 	return $self->ua->start($tx);
 }
 
+# parallel([$method, $path, $body, \%headers], ...) sends the requests at
+# once (a body as JSON) and returns their transactions, in order.
+sub parallel {
+	my ($self, @req) = @_;
+	my @tx;
+	my @p = map {
+		my ($i, $r) = ($_, $req[$_]);
+		my $tx = $self->ua->build_tx($r->[0] => $self->url($r->[1]) => $r->[3] // {}
+			=> (defined $r->[2] ? (json => $r->[2]) : ()));
+		$self->ua->start_p($tx)->then(sub { $tx[$i] = shift })
+	} 0 .. $#req;
+	Mojo::Promise->all(@p)->wait;
+	return @tx;
+}
+
 # signup(%fields) signs a new account up (POST /api/auth/signup) and
 # returns the link token of its verification mail, read from the outbox.
 # Fields default to a fresh unique email, a good password and names.
@@ -269,11 +285,11 @@ sub signup {
 # that template to that address (undef if none).
 sub mail_token {
 	my ($self, $email, $template) = @_;
-	my ($link) = $self->dbh->selectrow_array(
-		q{SELECT payload->>'link' FROM email_outbox
+	my ($token) = $self->dbh->selectrow_array(
+		q{SELECT payload->>'token' FROM email_outbox
 		  WHERE to_addr = ? AND template = ? ORDER BY id DESC LIMIT 1},
 		undef, $email, $template);
-	return defined $link && $link =~ /token=([A-Za-z0-9_-]+)/ ? $1 : undef;
+	return $token;
 }
 
 # user(%fields) makes a verified, signed-in account: a hash with id,
@@ -282,7 +298,7 @@ sub user {
 	my ($self, %f) = @_;
 	my ($token, $body) = $self->signup(%f);
 	my $tx = $self->json_req(POST => '/api/auth/verify-email',
-		{ token => $token });
+		{ token => $token, password => $body->{password} });
 	Carp::croak('verify: ' . $tx->res->code . ' ' . $tx->res->body)
 		unless $tx->res->code == 200;
 	my $j = $tx->res->json;
@@ -625,6 +641,9 @@ sub _app_env {
 		MIKY_THREADS    => $self->{threads},
 		MIKY_DB_POOL    => $self->{db_pool},
 		MIKY_MAIL_DIR   => $self->mail_dir,
+		# Every test request comes from 127.0.0.1: the per-address
+		# sign-in limit is tested on its own (t/20-stuffing.t).
+		MIKY_ADDRESS_FAILS => 100000,
 	);
 	for my $over ($self->{env}, $extra // {}) {
 		for my $k (keys %$over) {
