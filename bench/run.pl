@@ -80,7 +80,9 @@ $ENV{MIKY_TEST_KEEP} = 1 if $ENV{BENCH_KEEP};
 
 # The webhook target signs its events with this.
 my $WEBHOOK_SECRET = 'whsec_bench_' . join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 32;
+# wrk sends everything from one address: no per-address sign-in limit.
 my %app_env = (MIKY_STANDIN_DELAY_MS => 0, STRIPE_WEBHOOK_SECRET => $WEBHOOK_SECRET,
+	MIKY_ADDRESS_FAILS => 1000000,
 	map { $_ => $ENV{$_} } grep { /^MIKY_/ && !/^MIKY_TEST_/ } keys %ENV);
 info "starting PostgreSQL, the app and nginx";
 my $t = Miky::Test->new(
@@ -208,6 +210,7 @@ sub measure {
 	my $c1 = cpu_now();
 	my ($line) = $out =~ /^BENCH (.*)$/m or die_("$name: no summary from wrk:\n$out");
 	my %r = map { split /=/, $_, 2 } split ' ', $line;
+	$r{ok_rps} = ($r{requests} - $r{non2xx}) / $r{seconds};
 	my $secs = $c1->{at} - $c0->{at};
 	$r{"cpu_$_"} = 100 * ($c1->{$_} - $c0->{$_}) / $HZ / $secs for qw(nginx app pg);
 	$R{$name} = \%r;
@@ -294,7 +297,10 @@ sub bench_signin {
 	check_status('signin', 200, $t->json_req(POST => '/api/auth/signin', { email => $email, password => $pw }));
 	my $r = measure('signin', $O{conns}, BENCH_METHOD => 'POST', BENCH_PATH => '/api/auth/signin',
 		BENCH_FILE => $FILE{signin}, BENCH_BODY => '{"email":"$1","password":"$2"}');
-	$NOTE{signin} = sprintf '%.2f of the argon2 ceiling (%.1f/s)', $r->{rps} / $ceiling, $ceiling;
+	# What counts is sign-ins done; the rest were refused at once (503,
+	# the hash queue full) and are in the errors column.
+	$NOTE{signin} = sprintf '%.1f sign-ins/s: %.2f of the argon2 ceiling (%.1f/s)',
+		$r->{ok_rps}, $r->{ok_rps} / $ceiling, $ceiling;
 }
 
 # The Stripe webhook: signed invoice.paid deliveries (bench/webhook.pl: new
