@@ -138,7 +138,8 @@ content(struct fcgi_parser *p, const char *d, size_t n, size_t max_data,
 	case FCGI_GET_VALUES:
 		if (p->id != 0)
 			break;
-		buf_add(&p->small, d, n);
+		if (n > 0)
+			buf_add(&p->small, d, n);
 		p->left -= n;
 		if (p->left == 0) {
 			ev->type = FCGI_EV_GET_VALUES;

@@ -39,7 +39,8 @@ rec(struct buf *b, unsigned type, unsigned id, const char *p, size_t n)
 
 	fcgi_header(h, type, id, n, 0);
 	buf_add(b, h, sizeof(h));
-	buf_add(b, p, n);
+	if (n > 0)
+		buf_add(b, p, n);
 }
 
 static void

@@ -25,7 +25,9 @@ rec(struct buf *b, unsigned type, unsigned id, const char *p, size_t n,
 
 	fcgi_header(h, type, id, n, pad);
 	buf_add(b, h, sizeof(h));
-	buf_add(b, p, n);
+	if (n > 0)
+		if (n > 0)
+		buf_add(b, p, n);
 	buf_add(b, zeros, pad);
 }
 
