@@ -1,7 +1,10 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -11,6 +14,20 @@
 
 static enum log_level	 min_level = LOG_INFO;
 static const char	*process = "miky";
+static pid_t		 pid;		/* 0: not known yet */
+
+/*
+ * Each thread keeps its line buffers and the text of the current second,
+ * so that a line costs no allocation and no time formatting, only its
+ * one write(2).  The buffers are freed when the thread ends.
+ */
+struct tls {
+	struct buf	 line, fixed;
+	time_t		 sec;
+	char		 ts[RFC3339_LEN];
+};
+static pthread_key_t	 tls_key;
+static pthread_once_t	 tls_once = PTHREAD_ONCE_INIT;
 
 static _Thread_local const char	*ctx_request_id;
 static _Thread_local const char	*ctx_route;
@@ -43,6 +60,58 @@ void
 log_set_process(const char *name)
 {
 	process = name;
+	pid = getpid();
+}
+
+static void
+tls_free(void *p)
+{
+	struct tls *t = p;
+
+	buf_free(&t->line);
+	buf_free(&t->fixed);
+	free(t);
+}
+
+static void
+tls_init(void)
+{
+	pthread_key_create(&tls_key, tls_free);
+}
+
+static struct tls *
+tls(void)
+{
+	struct tls *t;
+
+	pthread_once(&tls_once, tls_init);
+	if ((t = pthread_getspecific(tls_key)) == NULL) {
+		if ((t = calloc(1, sizeof(*t))) == NULL)
+			return NULL;
+		t->sec = -1;
+		pthread_setspecific(tls_key, t);
+	}
+	return t;
+}
+
+/* The time now in RFC 3339 with milliseconds, the second's part cached. */
+static void
+now_rfc3339(struct tls *t, char out[RFC3339_LEN])
+{
+	struct timespec ts;
+	int ms;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != t->sec) {
+		clock_rfc3339(t->ts, (int64_t)ts.tv_sec * 1000);
+		t->sec = ts.tv_sec;
+	}
+	memcpy(out, t->ts, RFC3339_LEN);
+	ms = (int)(ts.tv_nsec / 1000000);
+	/* "....:SS.mmmZ": the milliseconds sit before the Z. */
+	out[RFC3339_LEN - 5] = (char)('0' + ms / 100);
+	out[RFC3339_LEN - 4] = (char)('0' + ms / 10 % 10);
+	out[RFC3339_LEN - 3] = (char)('0' + ms % 10);
 }
 
 void
@@ -94,39 +163,53 @@ valid_utf8(struct buf *out, const struct buf *in)
 static void
 emit(enum log_level level, const char *msg, const char *fields)
 {
+	struct tls *t = tls(), fallback = { BUF_INIT, BUF_INIT, -1, "" };
 	char ts[RFC3339_LEN];
-	struct buf b = BUF_INIT, line = BUF_INIT;
+	struct buf *b;
 
-	clock_rfc3339_now(ts);
-	buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\","
-	    "\"pid\":%d,\"msg\":", ts, level_names[level], process,
-	    (int)getpid());
-	buf_json_str(&b, msg);
+	if (t == NULL)
+		t = &fallback;
+	b = &t->line;
+	buf_reset(b);
+	if (pid == 0)
+		pid = getpid();
+	now_rfc3339(t, ts);
+	buf_puts(b, "{\"ts\":\"");
+	buf_puts(b, ts);
+	buf_puts(b, "\",\"level\":\"");
+	buf_puts(b, level_names[level]);
+	buf_puts(b, "\",\"proc\":\"");
+	buf_puts(b, process);
+	buf_printf(b, "\",\"pid\":%d,\"msg\":", (int)pid);
+	buf_json_str(b, msg);
 	if (ctx_request_id != NULL) {
-		buf_puts(&b, ",\"request_id\":");
-		buf_json_str(&b, ctx_request_id);
+		buf_puts(b, ",\"request_id\":");
+		buf_json_str(b, ctx_request_id);
 	}
 	if (ctx_route != NULL) {
-		buf_puts(&b, ",\"route\":");
-		buf_json_str(&b, ctx_route);
+		buf_puts(b, ",\"route\":");
+		buf_json_str(b, ctx_route);
 	}
 	if (ctx_user != NULL) {
-		buf_puts(&b, ",\"user_id\":");
-		buf_json_str(&b, ctx_user);
+		buf_puts(b, ",\"user_id\":");
+		buf_json_str(b, ctx_user);
 	}
 	if (fields != NULL && *fields != '\0') {
-		buf_putc(&b, ',');
-		buf_puts(&b, fields);
+		buf_putc(b, ',');
+		buf_puts(b, fields);
 	}
-	buf_puts(&b, "}\n");
-	if (utf8_valid(b.p, b.len))
-		(void)!write(STDERR_FILENO, b.p, b.len);
+	buf_puts(b, "}\n");
+	if (utf8_valid(b->p, b->len))
+		(void)!write(STDERR_FILENO, b->p, b->len);
 	else {
-		valid_utf8(&line, &b);
-		(void)!write(STDERR_FILENO, line.p, line.len);
+		buf_reset(&t->fixed);
+		valid_utf8(&t->fixed, b);
+		(void)!write(STDERR_FILENO, t->fixed.p, t->fixed.len);
 	}
-	buf_free(&b);
-	buf_free(&line);
+	if (t == &fallback) {
+		buf_free(&fallback.line);
+		buf_free(&fallback.fixed);
+	}
 }
 
 static void

@@ -100,6 +100,7 @@ static pthread_attr_t	 thread_attr;
 
 /* The main thread's. */
 static struct arena	*main_arena;
+static struct buf	 main_scratch;
 static int64_t		 drain_deadline_ms;
 
 int
@@ -124,31 +125,34 @@ kick(int fd)
 
 /* --- requests ---------------------------------------------------------------- */
 
-/* Writes the request's log line and counts it. */
+/*
+ * Writes the request's log line and counts it.  `b` is the thread's
+ * scratch buffer, reused from one request to the next.
+ */
 static void
-finish_request(struct request *r)
+finish_request(struct request *r, struct buf *b)
 {
-	struct buf b = BUF_INIT;
 	struct jw w;
 	int64_t us = clock_us() - r->started_us;
 
 	metrics_request(r->route_index, r->status, us);
-	jw_init(&w, &b);
+	buf_reset(b);
+	jw_init(&w, b);
 	w.comma[0] = false;
 	jw_kstr(&w, "method", r->method);
 	jw_kstr(&w, "path", r->route != NULL ? r->route->pattern : r->path);
 	jw_kint(&w, "status", r->status);
-	buf_printf(&b, ",\"duration_ms\":%.3f", (double)us / 1000.0);
+	buf_printf(b, ",\"duration_ms\":%lld.%03lld", (long long)(us / 1000),
+	    (long long)(us % 1000));
 	if (r->error_code != NULL)
 		jw_kstr(&w, "error", r->error_code);
 	if (r->client_gone)
 		jw_kbool(&w, "client_gone", true);
-	log_fields(r->status >= 500 ? LOG_WARN : LOG_INFO, "request", b.p);
-	buf_free(&b);
+	log_fields(r->status >= 500 ? LOG_WARN : LOG_INFO, "request", b->p);
 }
 
 static void
-serve(struct conn *c, struct arena *a)
+serve(struct conn *c, struct arena *a, struct buf *scratch)
 {
 	struct request r;
 
@@ -162,7 +166,7 @@ serve(struct conn *c, struct arena *a)
 	/* A streamed answer ends here. */
 	if (!c->ended && !r.client_gone)
 		req_writev(&r, NULL, 0, true);
-	finish_request(&r);
+	finish_request(&r, scratch);
 	log_clear_context();
 	metrics_inflight(-1);
 	req_done(&r);
@@ -514,7 +518,7 @@ refuse(struct conn *c)
 	req_add_header(&r, "Retry-After", "1");
 	reply_error(&r, 503, "unavailable",
 	    "The service is busy; please try again in a moment.", NULL);
-	finish_request(&r);
+	finish_request(&r, &main_scratch);
 	log_clear_context();
 	req_done(&r);
 	arena_reset(main_arena);
@@ -574,7 +578,7 @@ static void	start_thread(void);
  * is closed or armed again.
  */
 static void
-run(struct conn *c, struct arena *a)
+run(struct conn *c, struct arena *a, struct buf *scratch)
 {
 	struct fcgi_event_info ev;
 	bool again;
@@ -582,7 +586,7 @@ run(struct conn *c, struct arena *a)
 	atomic_fetch_add(&busy, 1);
 	do {
 		again = false;
-		serve(c, a);
+		serve(c, a, scratch);
 		arena_reset(a);
 		switch (after_response(c)) {
 		case AFTER_CLOSE:
@@ -622,6 +626,7 @@ static void *
 thread_main(void *arg)
 {
 	struct arena *a = arena_new();
+	struct buf scratch = BUF_INIT;
 	struct epoll_event ev;
 	struct conn *c;
 	uint64_t v;
@@ -631,7 +636,7 @@ thread_main(void *arg)
 	while (!atomic_load(&stopping)) {
 		if ((c = dequeue()) != NULL) {
 			set_state(c, CS_BUSY);
-			run(c, a);
+			run(c, a, &scratch);
 			continue;
 		}
 		atomic_fetch_add(&idle, 1);
@@ -649,8 +654,9 @@ thread_main(void *arg)
 		else if (ev.data.ptr == &tag_stop)
 			continue;
 		else if (take(c = ev.data.ptr) && on_readable(c) == RD_READY)
-			run(c, a);
+			run(c, a, &scratch);
 	}
+	buf_free(&scratch);
 	arena_free(a);
 	return NULL;
 }
@@ -933,6 +939,7 @@ worker_main(const struct server_config *c, int fd, pid_t master)
 		free(cn);
 	}
 	arena_free(main_arena);
+	buf_free(&main_scratch);
 	if (cfg->worker_exit != NULL)
 		cfg->worker_exit();
 	exit(0);
