@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,6 +16,44 @@
 #define OUT_IOV		64
 
 static unsigned	 lim_conns = 1024, lim_reqs = 1024;
+
+/*
+ * Each thread keeps one spare input buffer: a request's connection
+ * takes it when bytes come and gives it back when it goes idle, so a
+ * request costs no allocation of IN_SIZE (which would also make malloc
+ * consolidate its small chunks each time).
+ */
+static pthread_key_t	 spare_key;
+static pthread_once_t	 spare_once = PTHREAD_ONCE_INIT;
+
+static void
+spare_init(void)
+{
+	pthread_key_create(&spare_key, free);
+}
+
+static char *
+in_buffer(void)
+{
+	char *p;
+
+	pthread_once(&spare_once, spare_init);
+	if ((p = pthread_getspecific(spare_key)) != NULL) {
+		pthread_setspecific(spare_key, NULL);
+		return p;
+	}
+	return xmalloc(IN_SIZE);
+}
+
+static void
+in_release(char *p)
+{
+	pthread_once(&spare_once, spare_init);
+	if (pthread_getspecific(spare_key) == NULL)
+		pthread_setspecific(spare_key, p);
+	else
+		free(p);
+}
 
 void
 conn_limits(unsigned max_conns, unsigned max_reqs)
@@ -39,7 +78,8 @@ conn_close(struct conn *c)
 		close(c->fd);
 	c->fd = -1;
 	fcgi_parser_free(&c->parser);
-	free(c->in);
+	if (c->in != NULL)
+		in_release(c->in);
 	c->in = NULL;
 	c->in_off = c->in_len = 0;
 }
@@ -48,7 +88,7 @@ void
 conn_trim(struct conn *c)
 {
 	if (c->in != NULL && c->in_off == c->in_len) {
-		free(c->in);
+		in_release(c->in);
 		c->in = NULL;
 		c->in_off = c->in_len = 0;
 	}
@@ -68,7 +108,7 @@ conn_fill(struct conn *c, size_t max)
 	ssize_t n;
 
 	if (c->in == NULL)
-		c->in = xmalloc(IN_SIZE);
+		c->in = in_buffer();
 	if (c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
 	else if (c->in_off > 0 && c->in_len == IN_SIZE) {

@@ -42,6 +42,17 @@ struct params {
 	size_t		 cap;
 };
 
+/* FNV-1a: most lookups then compare no string but the one they find. */
+static uint32_t
+name_hash(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	while (n-- > 0)
+		h = (h ^ (unsigned char)*p++) * 16777619u;
+	return h;
+}
+
 static int
 add_param(void *ctx, const char *name, size_t nlen, const char *value,
     size_t vlen)
@@ -51,17 +62,22 @@ add_param(void *ctx, const char *name, size_t nlen, const char *value,
 
 	if (r->nparams == ps->cap) {
 		const char **n, **v;
+		uint32_t *h;
 
-		ps->cap = ps->cap * 2 + 16;
+		ps->cap = ps->cap * 2 + 32;
 		n = arena_alloc(r->arena, ps->cap * sizeof(*n));
 		v = arena_alloc(r->arena, ps->cap * sizeof(*v));
+		h = arena_alloc(r->arena, ps->cap * sizeof(*h));
 		if (r->nparams > 0) {
 			memcpy(n, r->param_names, r->nparams * sizeof(*n));
 			memcpy(v, r->param_values, r->nparams * sizeof(*v));
+			memcpy(h, r->param_hashes, r->nparams * sizeof(*h));
 		}
 		r->param_names = n;
 		r->param_values = v;
+		r->param_hashes = h;
 	}
+	r->param_hashes[r->nparams] = name_hash(name, nlen);
 	r->param_names[r->nparams] = arena_strndup(r->arena, name, nlen);
 	r->param_values[r->nparams++] = arena_strndup(r->arena, value, vlen);
 	return 0;
@@ -120,10 +136,12 @@ req_done(struct request *r)
 const char *
 req_param(const struct request *r, const char *name)
 {
+	uint32_t h = name_hash(name, strlen(name));
 	size_t i;
 
 	for (i = 0; i < r->nparams; i++)
-		if (strcmp(r->param_names[i], name) == 0)
+		if (r->param_hashes[i] == h &&
+		    strcmp(r->param_names[i], name) == 0)
 			return r->param_values[i];
 	return NULL;
 }

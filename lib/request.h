@@ -48,6 +48,7 @@ struct request {
 	const char	*remote_addr;
 	const char	**param_names;	/* the FastCGI parameters */
 	const char	**param_values;
+	uint32_t	*param_hashes;	/* of the names, to look them up */
 	size_t		 nparams;
 
 	char		*body;		/* NUL-terminated once read */
