@@ -16,9 +16,22 @@ enum access {
 struct db;
 struct user;
 
+#define APP_PREFETCH	4
+
 struct app_req {
 	struct db	*db;		/* borrowed connection, if any */
 	struct user	*user;		/* USER and ADMIN routes */
+	/* sql_prefetch(): reads sent along with the next statement. */
+	struct sql_pre {
+		int		 stmt;
+		const char	**params;
+		int		 nparams;
+		bool		 sent;
+		struct pg_result *res;	/* NULL: failed, or taken */
+	}		 pre[APP_PREFETCH];
+	int		 npre;
+	/* The route's: its reads, given once the token names the user. */
+	void		(*prefetch)(struct request *, const char *user_id);
 };
 
 static inline struct app_req *
@@ -30,6 +43,13 @@ app_req(struct request *r)
 /* routes.c */
 int	routes_init(void);
 void	app_handle(struct request *);
+
+/*
+ * Prefetch functions (sql_prefetch()): the reads a route's handler will
+ * make, for the common case, so that they travel with the user's row.
+ */
+void	conv_list_prefetch(struct request *, const char *user_id);
+void	conv_get_prefetch(struct request *, const char *user_id);
 
 /* auth.c */
 extern const struct jfield auth_signup_in[], auth_email_in[], auth_verify_in[],

@@ -12,8 +12,14 @@
 #include "settings.h"
 #include "sql.h"
 #include "lib/jsonw.h"
+#include "lib/num.h"
 
 #define TITLE_MAX	200
+/* Page sizes: conversations, and a conversation's messages. */
+#define LIST_DEF	20
+#define LIST_MAX	100
+#define MESSAGES_DEF	50
+#define MESSAGES_MAX	200
 
 enum { CC_PERSONA, CC_TITLE };
 const struct jfield conv_create_in[] = {
@@ -65,6 +71,39 @@ reply_conversation(struct request *r, int status, const PGresult *res)
 	buf_free(&b);
 }
 
+/*
+ * The limit of a first page (no cursor) as the handler will read it, or
+ * 0 when the handler will answer an error or read another page (then
+ * nothing is prefetched).
+ */
+static int
+first_page_limit(struct request *r, const char *cursor_param, int def,
+    int max)
+{
+	const char *limit = req_query(r, "limit");
+	const char *cursor = req_query(r, cursor_param);
+	long long n = def;
+
+	if (cursor != NULL && *cursor != '\0')
+		return 0;
+	if (limit != NULL && num_parse(limit, 1, max, &n) != 0)
+		return 0;
+	return (int)n;
+}
+
+void
+conv_list_prefetch(struct request *r, const char *uid)
+{
+	const char *q = req_query(r, "q");
+	char limit[16];
+	int n = first_page_limit(r, "cursor", LIST_DEF, LIST_MAX);
+
+	if (n == 0 || (q != NULL && *q != '\0'))
+		return;
+	snprintf(limit, sizeof(limit), "%d", n + 1);
+	sql_prefetch(r, STMT_CONV_LIST, ARGS(uid, NULL, NULL, NULL, limit));
+}
+
 void
 conv_list(struct request *r)
 {
@@ -76,7 +115,7 @@ conv_list(struct request *r)
 	char limit[16];
 	int i, n;
 
-	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0 ||
+	if (list_page_or_reply(r, LIST_DEF, LIST_MAX, "cursor", &lp) != 0 ||
 	    list_us_id_cursor_or_reply(r, &lp, &us, &id) != 0)
 		return;
 	if (q != NULL && strlen(q) > TITLE_MAX) {
@@ -116,6 +155,20 @@ conv_create(struct request *r)
 }
 
 void
+conv_get_prefetch(struct request *r, const char *uid)
+{
+	const char *cid = r->params[0];
+	char limit[16];
+	int n = first_page_limit(r, "before", MESSAGES_DEF, MESSAGES_MAX);
+
+	if (n == 0)
+		return;
+	snprintf(limit, sizeof(limit), "%d", n + 1);
+	sql_prefetch(r, STMT_CONV_GET, ARGS(cid, uid));
+	sql_prefetch(r, STMT_CONV_MESSAGES, ARGS(cid, uid, NULL, NULL, limit));
+}
+
+void
 conv_get(struct request *r)
 {
 	const char *cid = r->params[0], *uid = app_req(r)->user->id, *us, *id;
@@ -127,7 +180,8 @@ conv_get(struct request *r)
 	int i, n, skip;
 
 	/* `before` is the cursor of this list, `limit` up to 200. */
-	if (list_page_or_reply(r, 50, 200, "before", &lp) != 0 ||
+	if (list_page_or_reply(r, MESSAGES_DEF, MESSAGES_MAX, "before", &lp) !=
+	    0 ||
 	    list_us_id_cursor_or_reply(r, &lp, &us, &id) != 0)
 		return;
 	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid))) ==

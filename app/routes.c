@@ -90,14 +90,28 @@ static const struct route routes[] = {
 
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 
+/* Routes whose reads go with the user's row (sql_prefetch()). */
+static const struct {
+	void	(*handler)(struct request *);
+	void	(*prefetch)(struct request *, const char *);
+} prefetches[] = {
+	{ conv_list, conv_list_prefetch },
+	{ conv_get, conv_get_prefetch },
+};
+
 static struct router	*router;
 static const char	*route_names[NROUTES];
+static void		(*prefetch_of[NROUTES])(struct request *, const char *);
 
 int
 routes_init(void)
 {
-	size_t i;
+	size_t i, k;
 
+	for (i = 0; i < NROUTES; i++)
+		for (k = 0; k < sizeof(prefetches) / sizeof(prefetches[0]); k++)
+			if (routes[i].handler == prefetches[k].handler)
+				prefetch_of[i] = prefetches[k].prefetch;
 	router = router_new(routes, NROUTES);
 	for (i = 0; i < NROUTES; i++)
 		route_names[i] = xasprintf("%s %s", routes[i].method,
@@ -240,6 +254,7 @@ app_handle(struct request *r)
 		    rt->body_limit / KB), NULL);
 		return;
 	}
+	ar.prefetch = prefetch_of[i];
 	if (rt->access != PUBLIC &&
 	    session_auth_or_reply(r, (enum access)rt->access) != 0)
 		return;

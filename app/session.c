@@ -79,6 +79,9 @@ session_auth_or_reply(struct request *r, enum access level)
 		    "valid.");
 		return -1;
 	}
+	/* The handler's reads go with this query (sql_prefetch()). */
+	if (app_req(r)->prefetch != NULL)
+		app_req(r)->prefetch(r, c.sub);
 	if ((res = sql_run_or_reply(r, STMT_AUTH_USER, ARGS(c.sub))) == NULL)
 		return -1;
 	/* Deleted, banned, unverified, or signed out since the token. */

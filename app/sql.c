@@ -2,6 +2,7 @@
 #include "app.h"
 #include "render.h"
 #include <limits.h>
+#include <string.h>
 
 #include "lib/arena.h"
 #include "lib/log.h"
@@ -237,12 +238,16 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE", 2, CONV_NCOLS, 0),
 	/*
 	 * The newest $5 messages before the cursor (created_at, id), served
-	 * oldest first.
+	 * oldest first.  Owned through the conversation (the composite
+	 * foreign key makes its messages the owner's): with a condition on
+	 * messages.user_id the planner also read that user's index, every
+	 * message of every conversation, to intersect it with this one's.
 	 */
 	S(STMT_CONV_MESSAGES,
 	    "SELECT api_us(s.created_at), s.id, " MSG_COLS("s")
-	    " FROM (SELECT m.* FROM messages m"
-	    "  WHERE m.conversation_id = $1 AND m.user_id = $2"
+	    " FROM (SELECT m.* FROM conversations c"
+	    "  JOIN messages m ON m.conversation_id = c.id"
+	    "  WHERE c.id = $1 AND c.user_id = $2"
 	    "  AND ($3::bigint IS NULL OR (m.created_at, m.id)"
 	    "   < (api_from_us($3), $4::uuid))"
 	    "  ORDER BY m.created_at DESC, m.id DESC LIMIT $5) s"
@@ -724,16 +729,103 @@ clear(void *p)
 	PQclear(p);
 }
 
+void
+sql_prefetch(struct request *r, enum stmt s, const char *const *params,
+    int nparams)
+{
+	struct app_req *ar = app_req(r);
+	struct sql_pre *p;
+	int i;
+
+	if (ar->npre == APP_PREFETCH)
+		return;
+	p = &ar->pre[ar->npre++];
+	p->stmt = s;
+	p->nparams = nparams;
+	p->params = arena_alloc(r->arena, sizeof(*p->params) *
+	    (size_t)(nparams > 0 ? nparams : 1));
+	for (i = 0; i < nparams; i++)
+		p->params[i] = params[i] != NULL ?
+		    arena_strdup(r->arena, params[i]) : NULL;
+	p->sent = false;
+	p->res = NULL;
+}
+
+/* A prefetched result of this very call, taken (once). */
+static PGresult *
+prefetched(struct request *r, enum stmt s, const char *const *params,
+    int nparams)
+{
+	struct app_req *ar = app_req(r);
+	struct sql_pre *p;
+	PGresult *res;
+	int i, k;
+
+	for (k = 0; k < ar->npre; k++) {
+		p = &ar->pre[k];
+		if (p->res == NULL || (int)p->stmt != (int)s ||
+		    p->nparams != nparams)
+			continue;
+		for (i = 0; i < nparams; i++)
+			if ((params[i] == NULL) != (p->params[i] == NULL) ||
+			    (params[i] != NULL &&
+			    strcmp(params[i], p->params[i]) != 0))
+				break;
+		if (i < nparams)
+			continue;
+		res = p->res;
+		p->res = NULL;
+		return res;
+	}
+	return NULL;
+}
+
+/* Runs s with the prefetches not sent yet, in one round trip. */
+static PGresult *
+run_with_prefetches(struct request *r, struct db *db, enum stmt s,
+    const char *const *params, int nparams, struct db_err *err)
+{
+	struct app_req *ar = app_req(r);
+	struct db_call calls[1 + APP_PREFETCH];
+	PGresult *res[1 + APP_PREFETCH];
+	struct sql_pre *of[1 + APP_PREFETCH];
+	int n = 1, k;
+
+	calls[0] = (struct db_call){ s, params, nparams };
+	for (k = 0; k < ar->npre; k++)
+		if (!ar->pre[k].sent) {
+			ar->pre[k].sent = true;
+			of[n] = &ar->pre[k];
+			calls[n++] = (struct db_call){ ar->pre[k].stmt,
+			    ar->pre[k].params, ar->pre[k].nparams };
+		}
+	if (db_pipeline(db, calls, n, res, err) != 0)
+		return NULL;
+	for (k = 1; k < n; k++)
+		if ((of[k]->res = res[k]) != NULL)
+			arena_cleanup(r->arena, clear, res[k]);
+	return res[0];
+}
+
 PGresult *
 sql_run(struct request *r, enum stmt s, const char *const *params,
     int nparams, struct db_err *err)
 {
-	struct db *db = sql_db(r, err);
+	struct app_req *ar = app_req(r);
+	struct db *db;
 	PGresult *res;
+	int k;
 
-	if (db == NULL)
+	if ((res = prefetched(r, s, params, nparams)) != NULL)
+		return res;
+	if ((db = sql_db(r, err)) == NULL)
 		return NULL;
-	res = db_exec(db, s, params, nparams, err);
+	for (k = 0; k < ar->npre && ar->pre[k].sent; k++)
+		;
+	if (k < ar->npre && PQtransactionStatus(db_conn(db)) == PQTRANS_IDLE)
+		res = run_with_prefetches(r, db, s, params, nparams, err);
+	else
+		res = db_exec(db, s, params, nparams, err);
 	arena_cleanup(r->arena, clear, res);
 	return res;
 }

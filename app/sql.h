@@ -183,6 +183,17 @@ void		 sql_release(struct request *);
 void		 sql_assert_none(struct request *, const char *what);
 
 /*
+ * A read the handler will run, made known before the user's row is read
+ * (session.c, a route's prefetch function): it goes to PostgreSQL in
+ * the same round trip as that query (db_pipeline()), and the handler's
+ * sql_run() of the same statement with the same parameters takes its
+ * result instead of asking again.  Parameters are copied.  A prefetch
+ * that fails, or that the handler never asks for, changes nothing.
+ */
+void		 sql_prefetch(struct request *, enum stmt,
+		    const char *const *params, int nparams);
+
+/*
  * Runs a statement on the request's connection.  The result is freed
  * with the request.  sql_run() leaves *err for the caller to handle;
  * sql_run_or_reply() answers the error itself.

@@ -93,6 +93,24 @@ PGresult	*db_exec_bin(struct db *, int stmt, const char *const *params,
 		    struct db_err *);
 
 /*
+ * Runs several statements in one round trip (libpq's pipeline mode):
+ * calls[i] gets results[i], which the caller PQclear()s, or NULL when it
+ * failed or an earlier one did (they run as one implicit transaction,
+ * which a failure ends).  For reads outside a transaction, such as the
+ * statements a handler will run, sent along with the query that checks
+ * the user.  Returns 0 if the first one succeeded, else -1 with *err set
+ * from it.  Retried once on a fresh connection, like db_exec(), when the
+ * first is flagged DB_RETRY and the connection turns out to be dead.
+ */
+struct db_call {
+	int			 stmt;
+	const char *const	*params;
+	int			 nparams;
+};
+int		 db_pipeline(struct db *, const struct db_call *, int n,
+		    PGresult **results, struct db_err *);
+
+/*
  * Prepares every statement of the table on `conn` and compares each
  * one's parameter and column counts with the server's description.
  * Returns 0 if all match, -1 after logging every mismatch or failure.

@@ -16,7 +16,8 @@
 # superuser is `miky`, authentication is `trust`, and the server listens on
 # the unix socket only (set PGLISTEN, e.g. PGLISTEN=127.0.0.1, to also listen
 # on TCP).  MIKY_PG_FAST=1 at init turns durability off (fsync and friends):
-# for throwaway test clusters only.  PG_BIN overrides the directory of the
+# for throwaway test clusters only; their shared_buffers is 32MB, or
+# MIKY_PG_SHARED_BUFFERS (the bench holds its whole data set).  PG_BIN overrides the directory of the
 # PostgreSQL programs (default: the highest /usr/lib/postgresql/*/bin, else
 # PATH).
 #
@@ -143,7 +144,9 @@ cmd_init() {
 			echo "full_page_writes = off"
 			echo "wal_level = minimal"
 			echo "max_wal_senders = 0"
-			echo "shared_buffers = 32MB"
+			echo "shared_buffers = ${MIKY_PG_SHARED_BUFFERS:-32MB}"
+		elif [[ -n "${MIKY_PG_SHARED_BUFFERS:-}" ]]; then
+			echo "shared_buffers = $MIKY_PG_SHARED_BUFFERS"
 		fi
 	} >>"$DIR/data/postgresql.conf"
 	echo "$port" >"$DIR/port"

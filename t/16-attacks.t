@@ -130,6 +130,11 @@ for my $r (
 	ok($tx->res->code, "$method $path: answered " . ($tx->res->code // 'nothing'));
 	$n_requests++;
 }
+# A worker writes a request's log line just after answering it.
+$t->wait_for(sub {
+	my $n = () = substr($t->log, $mark) =~ /"msg":"request"/g;
+	$n >= $n_requests
+}, 10, 'the request log lines');
 my @lines = split /\n/, substr($t->log, $mark);
 my (@bad, $requests, $forged);
 for my $line (@lines) {

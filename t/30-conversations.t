@@ -314,4 +314,41 @@ is($tx->res->code, 201, 'a turn at the new price');
 is($tx->res->json('/assistant_message/credits_consumed'), 5, 'charged the new price');
 is($dbh->selectrow_array(q{SELECT credits FROM users WHERE id = ?}, undef, $dave->{id}), 95, 'balance 100 - 5');
 
+# --- reads sent along with the user's row -------------------------------------------
+#
+# The list's first page and a conversation's newest messages go to the
+# database in the same round trip as the user's row (sql_prefetch()),
+# before the session is known to be good: whatever they read must reach
+# no one whose session the row then refuses, and another user's id must
+# still find nothing.
+
+{
+	my $eve = $t->user(first_name => 'Eve');
+	my $E = $t->auth($eve);
+	my $conv = create($E, title => 'Eve prefetched');
+	is(req(POST => "/api/conversations/$conv->{id}/messages", { content => 'hello' }, $E)->res->code,
+		201, 'a turn in it');
+	my $list = req(GET => '/api/conversations', undef, $E);
+	is($list->res->json('/conversations/0/id'), $conv->{id}, 'the first page, as prefetched');
+	my $get = req(GET => "/api/conversations/$conv->{id}", undef, $E);
+	is(scalar @{ $get->res->json('/messages') // [] }, 2, 'its messages, as prefetched');
+	error_code_is(req(GET => "/api/conversations/$conv->{id}", undef, $A), 404, 'not_found',
+		"someone else's conversation, prefetched with their id");
+
+	$dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $eve->{id});
+	for my $path ('/api/conversations', "/api/conversations/$conv->{id}",
+		"/api/conversations?limit=5", "/api/conversations/$conv->{id}?limit=1") {
+		my $tx = req(GET => $path, undef, $E);
+		error_code_is($tx, 401, 'unauthorized', "banned: $path");
+		unlike($tx->res->body, qr/Eve prefetched|hello|\Q$conv->{id}\E/, "banned: $path shows nothing");
+	}
+	$dbh->do('UPDATE users SET banned_at = NULL, tokens_valid_after = now() + interval \'5 seconds\' WHERE id = ?',
+		undef, $eve->{id});
+	for my $path ('/api/conversations', "/api/conversations/$conv->{id}") {
+		my $tx = req(GET => $path, undef, $E);
+		error_code_is($tx, 401, 'unauthorized', "sessions ended: $path");
+		unlike($tx->res->body, qr/Eve prefetched|hello/, "sessions ended: $path shows nothing");
+	}
+}
+
 $t->done;
