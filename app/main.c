@@ -42,15 +42,22 @@ load_config(unsigned flags)
 	return 0;
 }
 
+/*
+ * `miky migrate` connects as the owner of the database: the URL in
+ * MIGRATE_DATABASE_URL, else DATABASE_URL (one role for both, as in a
+ * setup without the restricted app role).
+ */
 static int
 cmd_migrate(void)
 {
-	const char *url = getenv("DATABASE_URL");
+	const char *url = getenv("MIGRATE_DATABASE_URL");
 
 	log_set_process("migrate");
+	if (url == NULL || *url == '\0')
+		url = getenv("DATABASE_URL");
 	if (url == NULL || *url == '\0') {
-		fprintf(stderr, "DATABASE_URL: not set (libpq connection "
-		    "string)\n");
+		fprintf(stderr, "MIGRATE_DATABASE_URL or DATABASE_URL: not set "
+		    "(libpq connection string of the database owner)\n");
 		return 1;
 	}
 	return migrate_run(url) == 0 ? 0 : 1;

@@ -105,8 +105,10 @@ start_pg() {
 	MIKY_PG_FAST=1 "$ROOT/scripts/pg.sh" init "$TMP/pg" "$port"
 	"$ROOT/scripts/pg.sh" start "$TMP/pg"
 	"$ROOT/scripts/pg.sh" createdb "$TMP/pg" miky_bench
-	DATABASE_URL=$("$ROOT/scripts/pg.sh" url "$TMP/pg" miky_bench)
-	if ! DATABASE_URL=$DATABASE_URL "$BIN" migrate >"$TMP/migrate.log" 2>&1; then
+	# Migrated as the superuser; the app runs as the restricted miky_app.
+	DATABASE_URL=$("$ROOT/scripts/pg.sh" url "$TMP/pg" miky_bench miky_app)
+	if ! DATABASE_URL=$("$ROOT/scripts/pg.sh" url "$TMP/pg" miky_bench) \
+	    "$BIN" migrate >"$TMP/migrate.log" 2>&1; then
 		cat "$TMP/migrate.log" >&2
 		die "'$BIN migrate' failed"
 	fi

@@ -46,7 +46,7 @@ our $JWT_SECRET = 'miky-test-jwt-secret-0123456789-abcdefghijklmnop';
 # Settings the app reads: never inherited from the caller's environment
 # (a developer's OPENAI_API_KEY must not reach a test), only set by us.
 our @APP_VARS = qw(
-	DATABASE_URL JWT_SECRET PUBLIC_BASE_URL MIKY_HTTP_PORT MIKY_LISTEN
+	DATABASE_URL MIGRATE_DATABASE_URL JWT_SECRET PUBLIC_BASE_URL MIKY_HTTP_PORT MIKY_LISTEN
 	MIKY_WORKERS MIKY_THREADS MIKY_DB_POOL MIKY_DRAIN_SECONDS MIKY_MAIL_DIR
 	OPENAI_API_KEY OPENAI_BASE_URL
 	STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_BASE
@@ -124,13 +124,19 @@ sub url {
 	return $self->base . $path;
 }
 
-# db_url is the libpq URL of this test's database.
-sub db_url {
-	my $self = shift;
+# db_url is the libpq URL of this test's database as the app connects to
+# it: as the restricted role miky_app (schema/020).  owner_url is the same
+# database as the cluster's superuser `miky`, which migrates it and which
+# $t->dbh uses.
+sub db_url    { $_[0]->_url('miky_app') }
+sub owner_url { $_[0]->_url('miky') }
+
+sub _url {
+	my ($self, $role) = @_;
 	my $safe = '^A-Za-z0-9\-._~/';
-	return sprintf 'postgresql:///%s?host=%s&port=%d&user=miky',
+	return sprintf 'postgresql:///%s?host=%s&port=%d&user=%s',
 		url_escape($self->{dbname}, $safe), url_escape($self->{pghost}, $safe),
-		$self->{pgport};
+		$self->{pgport}, $role;
 }
 
 # ua is a Mojo::UserAgent whose relative URLs ('/api/health') go to this
@@ -313,7 +319,9 @@ sub wait_for {
 sub run_miky {
 	my ($self, @args) = @_;
 	my $over = ref $args[0] eq 'HASH' ? shift @args : {};
-	my %env = (%{ $self->_child_env }, %{ $self->_app_env($over) });
+	# `miky migrate` connects as the owner; nothing else reads this.
+	my %env = (%{ $self->_child_env }, MIGRATE_DATABASE_URL => $self->owner_url,
+		%{ $self->_app_env($over) });
 	my ($status, $out) = _capture(\%env, $self->{bin}, @args);
 	return ($status == -1 ? -1 : $status >> 8, $out);
 }
@@ -685,7 +693,7 @@ sub _setup_db {
 	$self->_pg('init', $self->{pgport});
 	$self->_pg('start');
 	$self->_pg('createdb', $self->{dbname});
-	my %env = (%{ $self->_child_env }, DATABASE_URL => $self->db_url);
+	my %env = (%{ $self->_child_env }, DATABASE_URL => $self->owner_url);
 	my ($st, $out) = _capture(\%env, $self->{bin}, 'migrate');
 	_bail("$self->{bin} migrate failed", $out) if $st;
 }
@@ -955,7 +963,7 @@ sub _teardown {
 
 	if (($ENV{MIKY_TEST_KEEP} // '') eq '1') {
 		Test::More::diag("MIKY_TEST_KEEP=1: kept $self->{dir} and database "
-			. $self->db_url . ($self->{own_pg} ? ' (cluster stopped: scripts/pg.sh start ' . $self->{pghost} . ')' : ''));
+			. $self->owner_url . ($self->{own_pg} ? ' (cluster stopped: scripts/pg.sh start ' . $self->{pghost} . ')' : ''));
 		$self->_pg('stop') if $self->{own_pg};
 		return $unreported;
 	}
