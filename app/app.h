@@ -71,6 +71,19 @@ void	conv_update(struct request *);
 void	conv_delete(struct request *);
 void	personas_list(struct request *);
 
+/* admin.c, admin_money.c, admin_settings.c */
+extern const struct jfield admin_user_in[], admin_tx_in[];
+extern struct jfield admin_settings_in[];	/* from settings.c's table */
+void	admin_settings_init(void);
+void	admin_stats(struct request *);
+void	admin_users(struct request *);
+void	admin_user_update(struct request *);
+void	admin_conversations(struct request *);
+void	admin_transactions(struct request *);
+void	admin_transaction_update(struct request *);
+void	admin_settings_get(struct request *);
+void	admin_settings_put(struct request *);
+
 /* ops.c */
 void	ops_health(struct request *);
 void	ops_metrics(struct request *);

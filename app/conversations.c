@@ -30,39 +30,6 @@ const struct jfield conv_update_in[] = {
 	{ NULL }
 };
 
-/*
- * A (timestamp in microseconds, uuid) cursor: "us,uuid".  Returns 0
- * and points us/id into arena copies, or -1 after replying 400.
- */
-static int
-split_cursor(struct request *r, const struct list_page *lp, const char **us,
-    const char **id)
-{
-	const char *cursor = lp->cursor;
-	const char *comma = cursor != NULL ? strchr(cursor, ',') : NULL;
-	long long v;
-
-	*us = *id = NULL;
-	if (cursor == NULL)
-		return 0;
-	if (comma == NULL || num_parsen(cursor, (size_t)(comma - cursor), 0,
-	    (long long)1 << 60, &v) != 0 || !json_uuid_ok(comma + 1)) {
-		list_reply_bad_cursor(r, lp);
-		return -1;
-	}
-	*us = arena_strndup(r->arena, cursor, (size_t)(comma - cursor));
-	*id = comma + 1;
-	return 0;
-}
-
-/* The cursor of a row: its microseconds and id columns, "us,id". */
-static const char *
-cursor_of(struct request *r, const PGresult *res, int row, int us, int id)
-{
-	return arena_printf(r->arena, "%s,%s", sql_str(res, row, us),
-	    sql_str(res, row, id));
-}
-
 /* q as an ILIKE pattern matching it anywhere, wildcards escaped. */
 static const char *
 like_pattern(struct request *r, const char *q)
@@ -111,7 +78,7 @@ conv_list(struct request *r)
 	int i, n;
 
 	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0 ||
-	    split_cursor(r, &lp, &us, &id) != 0)
+	    list_split_cursor(r, &lp, &us, &id) != 0)
 		return;
 	if (q != NULL && strlen(q) > TITLE_MAX) {
 		reply_error(r, 400, "invalid_input", "q may be at most 200 "
@@ -130,7 +97,7 @@ conv_list(struct request *r)
 	for (i = 0; i < n && i < lp.limit; i++)
 		render_conversation(&w, res, i, CL_CONV);
 	jw_end(&w);
-	list_next_cursor(r, &w, n > lp.limit ? cursor_of(r, res,
+	list_next_cursor(r, &w, n > lp.limit ? list_cursor_of(r, res,
 	    lp.limit - 1, CL_US, CL_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
@@ -162,7 +129,7 @@ conv_get(struct request *r)
 
 	/* `before` is the cursor of this list, `limit` up to 200. */
 	if (list_page_or_reply(r, 50, 200, "before", &lp) != 0 ||
-	    split_cursor(r, &lp, &us, &id) != 0)
+	    list_split_cursor(r, &lp, &us, &id) != 0)
 		return;
 	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid))) ==
 	    NULL)
@@ -187,8 +154,8 @@ conv_get(struct request *r)
 		render_message(&w, res, i, CM_MSG);
 	jw_end(&w);
 	jw_key(&w, "messages_cursor");
-	list_cursor_value(r, &w, skip ? cursor_of(r, res, 1, CM_US, CM_ID) :
-	    NULL);
+	list_cursor_value(r, &w, skip ? list_cursor_of(r, res, 1, CM_US,
+	    CM_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);

@@ -2,7 +2,9 @@
 
 #include "app.h"
 #include "list.h"
+#include "sql.h"
 #include "lib/b64.h"
+#include "lib/json.h"
 #include "lib/num.h"
 #include "lib/utf8.h"
 
@@ -79,4 +81,33 @@ list_cursor_is_int(const char *s)
 	long long n;
 
 	return num_parse(s, 1, (long long)1 << 62, &n) == 0;
+}
+
+int
+list_split_cursor(struct request *r, const struct list_page *lp,
+    const char **us, const char **id)
+{
+	const char *cursor = lp->cursor;
+	const char *comma = cursor != NULL ? strchr(cursor, ',') : NULL;
+	long long v;
+
+	*us = *id = NULL;
+	if (cursor == NULL)
+		return 0;
+	if (comma == NULL || num_parsen(cursor, (size_t)(comma - cursor), 0,
+	    (long long)1 << 60, &v) != 0 || !json_uuid_ok(comma + 1)) {
+		list_reply_bad_cursor(r, lp);
+		return -1;
+	}
+	*us = arena_strndup(r->arena, cursor, (size_t)(comma - cursor));
+	*id = comma + 1;
+	return 0;
+}
+
+const char *
+list_cursor_of(struct request *r, const PGresult *res, int row, int us,
+    int id)
+{
+	return arena_printf(r->arena, "%s,%s", sql_str(res, row, us),
+	    sql_str(res, row, id));
 }

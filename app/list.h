@@ -23,6 +23,17 @@ struct list_page {
  */
 int	list_page_or_reply(struct request *, int def, int max,
 	    const char *param, struct list_page *);
+/*
+ * A (timestamp in microseconds, uuid) cursor: "us,uuid", the key of
+ * lists newest first.  Points us and id into arena copies (both NULL
+ * without a cursor) and returns 0, or -1 after replying 400.
+ */
+int	list_split_cursor(struct request *, const struct list_page *,
+	    const char **us, const char **id);
+/* The cursor of a result row: its microseconds and id columns. */
+struct pg_result;
+const char *list_cursor_of(struct request *, const struct pg_result *,
+	    int row, int us, int id);
 /* Writes "next_cursor": the encoded key, or null. */
 void	list_next_cursor(struct request *, struct jw *, const char *key);
 /* Writes the encoded key (or null) as a value. */

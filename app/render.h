@@ -66,7 +66,30 @@ enum { TX_ID, TX_TYPE, TX_AMOUNT_CENTS, TX_CREDITS, TX_STATUS,
 enum { REFERRAL_FIRST_NAME, REFERRAL_STATUS, REFERRAL_CREATED_AT,
 	REFERRAL_CREDITS_AWARDED, REFERRAL_CASH_AWARDED, REFERRAL_NCOLS };
 
+/*
+ * The objects as admins see them (api.md, Admin): a user with `banned`;
+ * a conversation with its owner's id and email; a transaction with its
+ * owner's id and email and, for a cash-out, where to pay it.
+ */
+#define ADMIN_USER_COLS(u)						\
+	USER_COLS(u) ", " u ".banned_at IS NOT NULL"
+#define ADMIN_USER_NCOLS	(USER_NCOLS + 1)
+
+#define ADMIN_CONV_COLS(c, u)						\
+	CONV_COLS(c) ", " c ".user_id, " u ".email"
+#define ADMIN_CONV_NCOLS	(CONV_NCOLS + 2)
+
+#define ADMIN_TX_COLS(t, u)						\
+	TX_COLS(t) ", " t ".user_id, " u ".email, " t ".cashout_method, "	\
+	t ".cashout_destination"
+#define ADMIN_TX_NCOLS		(TX_NCOLS + 4)
+
 void	render_user(struct jw *, const PGresult *, int row, int col);
+void	render_admin_user(struct jw *, const PGresult *, int row, int col);
+void	render_admin_conversation(struct jw *, const PGresult *, int row,
+	    int col);
+void	render_admin_transaction(struct jw *, const PGresult *, int row,
+	    int col);
 void	render_conversation(struct jw *, const PGresult *, int row, int col);
 void	render_message(struct jw *, const PGresult *, int row, int col);
 void	render_ledger(struct jw *, const PGresult *, int row, int col);

@@ -18,6 +18,7 @@
 #define MIKY_APP_SETTINGS_H
 
 #include <cJSON.h>
+#include <libpq-fe.h>
 
 struct request;
 struct settings;
@@ -95,6 +96,14 @@ int		 settings_lookup(const char *key);
  * sentence for the client naming what is wrong.
  */
 const char	*settings_check(enum setting, const cJSON *value);
+/*
+ * Writes {key: value, ...} for every setting, each the value in effect
+ * given `rows` (STMT_SETTINGS_ALL: the rows of admin_settings): its
+ * row's value if that passes its check, else the default.  This is what
+ * every worker uses once it has reloaded.
+ */
+struct jw;
+void		 settings_write(struct jw *, const PGresult *rows);
 /* The model of a plan (models setting), never NULL. */
 const char	*settings_model(const struct settings *, const char *plan);
 /* Fills *p for a persona id; -1 if unknown or badly configured. */
