@@ -88,6 +88,9 @@ void	admin_settings_put(struct request *);
 void	ops_health(struct request *);
 void	ops_metrics(struct request *);
 
+/* checkledger.c: `miky check-ledger`; returns the exit status. */
+int	check_ledger_main(int argc, char *argv[]);
+
 /* migrate.c */
 int	migrate_run(const char *conninfo);
 

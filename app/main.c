@@ -20,6 +20,7 @@ usage(FILE *out)
 	    "  migrate        apply pending database migrations\n"
 	    "  mailer         send queued mail (SMTP, or .eml files)\n"
 	    "  check-config   check the environment and print the settings\n"
+	    "  check-ledger [--cashout-days N]   check the money invariants\n"
 	    "  user promote EMAIL   make an account an administrator\n"
 	    "  help           this text\n"
 	    "Settings come from the environment; see README.md.\n");
@@ -117,6 +118,11 @@ main(int argc, char *argv[])
 		return cmd_migrate();
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc, argv);
+	if (strcmp(cmd, "check-ledger") == 0) {
+		log_set_process("check-ledger");
+		return load_config(CONF_NO_JWT) == 0 ?
+		    check_ledger_main(argc, argv) : 2;
+	}
 	if (strcmp(cmd, "check-config") == 0) {
 		if (load_config(0) != 0)
 			return 1;
