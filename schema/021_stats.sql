@@ -2,19 +2,19 @@
 -- few thousand rows whatever the size of users, messages and the ledger.
 --
 -- stats_daily holds one number per metric and UTC day.  Every metric is
--- a sum of deltas: counts of things that exist now (users, by plan,
--- verified, referrals by status) move +1/-1 on the day of the change, so
--- their sum over all days is the current count; flows (signups, messages,
--- credits consumed, revenue) are added on the day they belong to, so a
--- range of days sums them over that range.
+-- a sum of deltas, and every one counts what the tables hold, so that
+-- stats_rebuild() below recounts the same numbers: counts by state
+-- (users by plan, verified, referrals by status) move +1/-1 on the day of
+-- the change, so their sum over all days is the count now; rows with a
+-- day of their own (sign-ups, messages, ledger rows, payments) count on
+-- that day, and leave it when deleted, so a range of days sums them.
 --
 --   users, users_verified,            accounts now (pending ones
 --   users_free, users_plus,           included), verified, by plan
 --   users_business
---   signups                           accounts made that day (by
---                                     created_at), whatever became of them
---   messages                          messages stored that day (deleted
---                                     ones stay counted)
+--   signups                           accounts by the day they were made
+--   messages                          messages by the day they were
+--                                     stored
 --   credits_consumed                  chat and voice charges net of their
 --                                     refunds, by the ledger row's day
 --   revenue_cents                     completed subscription and credit
@@ -72,7 +72,8 @@ BEGIN
         INSERT INTO stats_deltas VALUES ('users', today, 1),
             ('signups', stats_day(NEW.created_at), 1);
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO stats_deltas VALUES ('users', today, -1);
+        INSERT INTO stats_deltas VALUES ('users', today, -1),
+            ('signups', stats_day(OLD.created_at), -1);
     END IF;
     RETURN NULL;
 END;
@@ -89,19 +90,30 @@ CREATE TRIGGER stats_users_update AFTER UPDATE ON users
                        OR OLD.email_verified IS DISTINCT FROM NEW.email_verified)
     EXECUTE FUNCTION stats_users();
 
--- messages: one delta per statement and day, whatever the row count.
+-- messages: one delta per statement and day, whatever the row count (a
+-- conversation or an account deleted takes its messages in one
+-- statement each).
 CREATE FUNCTION stats_messages() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO stats_deltas (metric, day, delta)
-        SELECT 'messages', stats_day(created_at), count(*)
-          FROM new_rows GROUP BY 2;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO stats_deltas (metric, day, delta)
+            SELECT 'messages', stats_day(created_at), count(*)
+              FROM new_rows GROUP BY 2;
+    ELSE
+        INSERT INTO stats_deltas (metric, day, delta)
+            SELECT 'messages', stats_day(created_at), -count(*)
+              FROM old_rows GROUP BY 2;
+    END IF;
     RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER stats_messages AFTER INSERT ON messages
+CREATE TRIGGER stats_messages_insert AFTER INSERT ON messages
     REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION stats_messages();
+CREATE TRIGGER stats_messages_delete AFTER DELETE ON messages
+    REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION stats_messages();
 
 -- credit_ledger: what chat turns and transcriptions spent, net of refunds.
