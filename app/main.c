@@ -8,6 +8,7 @@
 #include "app.h"
 #include "sql.h"
 #include "config.h"
+#include "settings.h"
 #include "lib/db.h"
 #include "lib/log.h"
 
@@ -21,6 +22,7 @@ usage(FILE *out)
 	    "  mailer         send queued mail (SMTP, or .eml files)\n"
 	    "  check-config   check the environment and print the settings\n"
 	    "  check-ledger [--cashout-days N]   check the money invariants\n"
+	    "  settings       list the business settings (admin_settings)\n"
 	    "  user promote EMAIL   make an account an administrator\n"
 	    "  help           this text\n"
 	    "Settings come from the environment; see README.md.\n");
@@ -118,6 +120,10 @@ main(int argc, char *argv[])
 		return cmd_migrate();
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc, argv);
+	if (strcmp(cmd, "settings") == 0) {
+		settings_describe(stdout);
+		return 0;
+	}
 	if (strcmp(cmd, "check-ledger") == 0) {
 		log_set_process("check-ledger");
 		return load_config(CONF_NO_JWT) == 0 ?

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -336,6 +337,24 @@ settings_lookup(const char *key)
 		if (strcmp(setting_defs[i].key, key) == 0)
 			return i;
 	return -1;
+}
+
+void
+settings_describe(FILE *out)
+{
+	const struct setting_def *d;
+	int i;
+
+	fprintf(out, "key\ttype\tdefault\tmin\tmax\tdescription\n");
+	for (i = 0; i < SET__MAX; i++) {
+		d = &setting_defs[i];
+		if (d->type == SETTING_INT)
+			fprintf(out, "%s\tint\t%lld\t%lld\t%lld\t%s\n", d->key,
+			    d->def, d->min, d->max, d->description);
+		else
+			fprintf(out, "%s\tjson\t%s\t\t\t%s\n", d->key,
+			    d->def_json, d->description);
+	}
 }
 
 const char *

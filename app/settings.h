@@ -17,6 +17,8 @@
 #ifndef MIKY_APP_SETTINGS_H
 #define MIKY_APP_SETTINGS_H
 
+#include <stdio.h>
+
 #include <cJSON.h>
 #include <libpq-fe.h>
 
@@ -104,6 +106,11 @@ const char	*settings_check(enum setting, const cJSON *value);
  */
 struct jw;
 void		 settings_write(struct jw *, const PGresult *rows);
+/*
+ * `miky settings`: the table, one setting a line, tab-separated: key,
+ * type (int or json), default, min, max, description.
+ */
+void		 settings_describe(FILE *);
 /* The model of a plan (models setting), never NULL. */
 const char	*settings_model(const struct settings *, const char *plan);
 /* Fills *p for a persona id; -1 if unknown or badly configured. */
