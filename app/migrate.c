@@ -32,10 +32,15 @@ exec_ok(PGconn *c, const char *sql)
 {
 	PGresult *res = PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(res);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 
 	if (!ok)
 		log_errx("migrate: %s", PQresultErrorMessage(res));
+	if (!ok && state != NULL && strcmp(state, "42501") == 0)
+		log_errx("migrate: this role may not change the schema: run "
+		    "migrations as the owner of the database "
+		    "(MIGRATE_DATABASE_URL)");
 	PQclear(res);
 	return ok ? 0 : -1;
 }
@@ -119,12 +124,8 @@ migrate_run(const char *conninfo)
 			goto unlock;
 		done++;
 	}
-	if (exec_ok(c, GRANTS) != 0) {
-		log_errx("could not grant the app role its privileges: run "
-		    "migrations as the owner of the database "
-		    "(MIGRATE_DATABASE_URL)");
+	if (exec_ok(c, GRANTS) != 0)
 		goto unlock;
-	}
 	log_info("schema up to date (%d applied now, %zu in all)", done,
 	    schema_nfiles);
 	rc = 0;
