@@ -14,7 +14,7 @@ PACKAGES=(
 	postgresql postgresql-contrib
 	nginx-light spawn-fcgi
 	libmojolicious-perl libdbd-pg-perl
-	wrk ca-certificates
+	wrk ca-certificates curl openssl
 )
 # `deps.sh fuzz` adds what `make fuzz` needs: clang with libFuzzer.
 FUZZ_PACKAGES=(clang libclang-rt-dev)
