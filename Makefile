@@ -34,13 +34,14 @@ SCHEMA	:= $(sort $(wildcard schema/*.sql))
 UNIT	:= $(patsubst t/unit/%.c,$(BUILD)/t/%.t,$(sort $(wildcard t/unit/*.c)))
 FUZZ	:= $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-.PHONY: all deps run stop test install bench fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
+.PHONY: all deps vendor run stop test install bench fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
 
 all: $(BUILD)/miky $(UNIT)
 
 help:
 	@echo "make run      install packages, build, start PostgreSQL, app and nginx"
 	@echo "make stop     stop what 'make run' started"
+	@echo "make vendor   npm packages; marked and DOMPurify into web/vendor/"
 	@echo "make test     build and run every test (SANITIZE=1 for ASan+UBSan)"
 	@echo "make bench    throughput figures (wrk over loopback)"
 	@echo "make fuzz     build the libFuzzer targets and run each a while"
@@ -88,6 +89,11 @@ $(BUILD)/t/%.t: t/unit/%.c t/unit/tap.h $(BUILD)/libmiky.a
 
 deps:
 	@scripts/deps.sh
+	@scripts/vendor.sh
+
+# npm packages from package-lock.json; marked and DOMPurify into web/vendor/.
+vendor:
+	@scripts/vendor.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -132,14 +138,15 @@ fuzz-run: $(FUZZ)
 	done
 
 psql:
-	@psql "$$(scripts/pg.sh url var/pg miky)"
+	@psql "$$(scripts/pg.sh url "$$(scripts/dev.sh pgdir)" miky)"
 
 valgrind: $(BUILD)/miky $(UNIT)
 	@for t in $(UNIT); do valgrind -q --error-exitcode=1 \
 	    --leak-check=full $$t >/dev/null || exit 1; done; echo "valgrind: ok"
 
-install: $(BUILD)/miky
+install: $(BUILD)/miky vendor
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/miky/schema \
+	    $(DESTDIR)$(PREFIX)/share/miky/web \
 	    $(DESTDIR)$(PREFIX)/share/miky/nginx/snippets \
 	    $(DESTDIR)/etc/systemd/system
 	install -m 755 $(BUILD)/miky $(DESTDIR)$(PREFIX)/bin/miky
@@ -150,6 +157,8 @@ install: $(BUILD)/miky
 	    $(DESTDIR)/etc/systemd/system/
 	install -d $(DESTDIR)$(PREFIX)/share/miky/scripts
 	install -m 755 scripts/nginx-site.sh $(DESTDIR)$(PREFIX)/share/miky/scripts/
+	cp -R web/. $(DESTDIR)$(PREFIX)/share/miky/web/
+	chmod -R a+rX,go-w $(DESTDIR)$(PREFIX)/share/miky/web
 
 clean:
 	rm -rf $(BUILD)

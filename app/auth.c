@@ -292,6 +292,51 @@ auth_resend_verification(struct request *r)
 }
 
 /*
+ * The live email token `tok` of `purpose`: its STMT_EMAIL_TOKEN_PEEK
+ * row, or NULL after replying 400 invalid_token (or an error).  It is
+ * not spent: a request that fails its other checks leaves it usable.
+ */
+static PGresult *
+link_or_reply(struct request *r, const char *tok, const char *purpose)
+{
+	char hash[BYTEA_HEX_LEN + 1];
+	PGresult *res;
+
+	if (!token_well_formed(tok)) {
+		reply_invalid_token(r);
+		return NULL;
+	}
+	token_hash_hex(tok, hash);
+	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_PEEK, ARGS(hash,
+	    purpose))) == NULL)
+		return NULL;
+	if (sql_rows(res) == 0) {
+		reply_invalid_token(r);
+		return NULL;
+	}
+	return res;
+}
+
+/*
+ * Spends a token found by link_or_reply() for good, in the caller's
+ * transaction: 0, or -1 after replying (a second use raced and lost).
+ */
+static int
+spend_or_reply(struct request *r, const char *token_id)
+{
+	PGresult *res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND_ID,
+	    ARGS(token_id));
+
+	if (res == NULL)
+		return -1;
+	if (sql_rows(res) == 0) {
+		reply_invalid_token(r);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * The link proves the mailbox and the password proves the sign-up that
  * sent it: a stranger who signed up again with someone's pending email
  * changed the password, so the owner's link needs the stranger's
@@ -304,22 +349,11 @@ auth_verify_email(struct request *r)
 {
 	const char *tok = r->in[VE_TOKEN].s, *pw = r->in[VE_PASSWORD].s;
 	const char *token_id, *user_id;
-	char hash[BYTEA_HEX_LEN + 1];
 	struct buf b = BUF_INIT;
 	PGresult *res;
 
-	if (!token_well_formed(tok)) {
-		reply_invalid_token(r);
+	if ((res = link_or_reply(r, tok, "verify")) == NULL)
 		return;
-	}
-	token_hash_hex(tok, hash);
-	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_PEEK, ARGS(hash,
-	    "verify"))) == NULL)
-		return;
-	if (sql_rows(res) == 0) {
-		reply_invalid_token(r);
-		return;
-	}
 	token_id = sql_str(res, 0, TP_ID);
 	user_id = sql_str(res, 0, TP_USER);
 	if ((res = sql_row_or_reply(r, STMT_USER_PASSWORD, ARGS(user_id))) ==
@@ -328,13 +362,8 @@ auth_verify_email(struct request *r)
 	    "The password is not the one chosen at this sign-up.") != 0)
 		return;
 	if (sql_begin_or_reply(r) != 0 ||
-	    (res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND_ID,
-	    ARGS(token_id))) == NULL)
+	    spend_or_reply(r, token_id) != 0)
 		return;
-	if (sql_rows(res) == 0) {
-		reply_invalid_token(r);
-		return;
-	}
 	if ((res = sql_run_or_reply(r, STMT_USER_VERIFY, ARGS(user_id))) ==
 	    NULL)
 		return;
@@ -407,21 +436,11 @@ auth_reset_password(struct request *r)
 {
 	const char *tok = r->in[RP_TOKEN].s, *pw = r->in[RP_PASSWORD].s;
 	const char *why, *token_id, *user_id;
-	char hash[BYTEA_HEX_LEN + 1], *pwhash;
+	char *pwhash;
 	PGresult *res;
 
-	if (!token_well_formed(tok)) {
-		reply_invalid_token(r);
+	if ((res = link_or_reply(r, tok, "reset")) == NULL)
 		return;
-	}
-	token_hash_hex(tok, hash);
-	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_PEEK, ARGS(hash,
-	    "reset"))) == NULL)
-		return;
-	if (sql_rows(res) == 0) {
-		reply_invalid_token(r);
-		return;
-	}
 	token_id = sql_str(res, 0, TP_ID);
 	user_id = sql_str(res, 0, TP_USER);
 	if ((why = password_problem(pw, sql_str(res, 0, TP_EMAIL))) != NULL) {
@@ -433,13 +452,8 @@ auth_reset_password(struct request *r)
 	    sql_begin_or_reply(r) != 0)
 		return;
 	/* Spent for good only now: a second use races and loses here. */
-	if ((res = sql_run_or_reply(r, STMT_EMAIL_TOKEN_SPEND_ID,
-	    ARGS(token_id))) == NULL)
+	if (spend_or_reply(r, token_id) != 0)
 		return;
-	if (sql_rows(res) == 0) {
-		reply_invalid_token(r);
-		return;
-	}
 	if ((res = sql_row_or_reply(r, STMT_USER_SET_PASSWORD, ARGS(user_id,
 	    pwhash, NULL))) == NULL ||
 	    sql_run_or_reply(r, STMT_REFRESH_REVOKE_USER, ARGS(user_id,

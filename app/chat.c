@@ -141,25 +141,6 @@ build_prompt(struct turn *t, const PGresult *rows)
 	t->msgs[t->nmsgs++] = (struct ai_message){ "user", t->content };
 }
 
-/*
- * Locks the user's row for the transaction: 0, or -1 after replying
- * when the account was deleted or banned since its token was checked.
- */
-static int
-lock_user_or_reply(struct request *r, const char *user_id)
-{
-	PGresult *res = sql_run_or_reply(r, STMT_USER_LOCK, ARGS(user_id));
-
-	if (res == NULL)
-		return -1;
-	if (sql_rows(res) == 0 || sql_bool(res, 0, UL_BANNED)) {
-		reply_error(r, 401, "unauthorized", "This session has ended; "
-		    "sign in again.", NULL);
-		return -1;
-	}
-	return 0;
-}
-
 /* Step 1.  Returns 0, or -1 after replying (nothing stored then). */
 static int
 reserve_or_reply(struct turn *t)
@@ -171,7 +152,7 @@ reserve_or_reply(struct turn *t)
 	PGresult *res;
 	int rc;
 
-	if (sql_begin_or_reply(r) != 0 || lock_user_or_reply(r, uid) != 0 ||
+	if (sql_begin_or_reply(r) != 0 || credits_lock_or_reply(r) != 0 ||
 	    (res = sql_row_or_reply(r, STMT_HOLDS_ACTIVE, ARGS(uid,
 	    "chat"))) == NULL)
 		return -1;

@@ -7,6 +7,22 @@
 #include "lib/log.h"
 
 int
+credits_lock_or_reply(struct request *r)
+{
+	PGresult *res = sql_run_or_reply(r, STMT_USER_LOCK,
+	    ARGS(app_req(r)->user->id));
+
+	if (res == NULL)
+		return -1;
+	if (sql_rows(res) == 0 || sql_bool(res, 0, UL_BANNED)) {
+		reply_error(r, 401, "unauthorized", "This session has ended; "
+		    "sign in again.", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int
 credits_hold_or_reply(struct request *r, const char *kind, long long n,
     const char *ref, long long ttl_ms, struct hold *h)
 {

@@ -27,6 +27,13 @@ struct hold {
 };
 
 /*
+ * Locks the request's user's row for the transaction, the first lock of
+ * every change of credits: 0, or -1 after replying (401 when the account
+ * was deleted or banned since its token was checked).
+ */
+int	credits_lock_or_reply(struct request *);
+
+/*
  * Takes n credits of the request's user for work of `kind` ("chat" or
  * "voice", also the ledger reason; `ref` the ledger reference) that ends
  * within ttl_ms, in the caller's transaction.  Returns 0 with *h set,

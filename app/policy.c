@@ -87,11 +87,7 @@ password_check_or_reply(struct request *r, enum pw_check kind,
 		return -1;
 	}
 	sql_release(r);
-	if (phc == NULL) {
-		password_burn(pw);
-		pr = PASSWORD_MISMATCH;
-	} else
-		pr = password_verify(phc, pw);
+	pr = phc == NULL ? password_burn(pw) : password_verify(phc, pw);
 	if (pr != PASSWORD_MISMATCH) {
 		rate_unhit(r, key, PASSWORD_WINDOW);
 		if (addr != NULL)

@@ -148,8 +148,7 @@ hold_or_reply(struct request *r, const struct settings *s, struct hold *h)
 	PGresult *res;
 	int rc;
 
-	if (sql_begin_or_reply(r) != 0 ||
-	    (res = sql_row_or_reply(r, STMT_USER_LOCK, ARGS(uid))) == NULL ||
+	if (sql_begin_or_reply(r) != 0 || credits_lock_or_reply(r) != 0 ||
 	    (res = sql_row_or_reply(r, STMT_HOLDS_ACTIVE, ARGS(uid,
 	    "voice"))) == NULL)
 		return -1;

@@ -64,6 +64,12 @@ check_path(struct arena *a, const char *path)
 		CHECK(n == (size_t)-1);
 		return;
 	}
+	/* Not canonical: an empty segment anywhere. */
+	if (strcmp(path, "/") != 0 && (strstr(path, "//") != NULL ||
+	    path[strlen(path) - 1] == '/')) {
+		CHECK(n == (size_t)-1);
+		return;
+	}
 	/* The reference: non-empty pieces between slashes. */
 	for (;;) {
 		while (*p == '/')

@@ -21,7 +21,9 @@
 #define PARALLELISM	1
 #define SALT_LEN	16
 #define HASH_LEN	32
-#define WAIT_SECONDS	10
+#define WAIT_SECONDS	3
+/* Callers that may wait for a slot, per slot; more are refused at once. */
+#define QUEUE_PER_SLOT	4
 #define MAX_SLOTS	64
 #define PHC_PREFIX	"$argon2id$v=19$"
 
@@ -46,6 +48,7 @@ static struct slot	 slotv[MAX_SLOTS];
 static int		 nslots = 2;
 /* Waiters are served in arrival order. */
 static struct waiter	*queue, **queue_tail = &queue;
+static int		 nwaiting;
 
 static _Thread_local struct slot *mine;
 
@@ -79,7 +82,12 @@ dequeue(struct waiter *w)
 		queue_tail = pp;
 }
 
-/* Takes a slot, waiting in line for up to WAIT_SECONDS. */
+/*
+ * Takes a slot, waiting in line for up to WAIT_SECONDS.  The line holds
+ * QUEUE_PER_SLOT callers a slot: past that the caller is refused at once,
+ * so a flood of sign-ins cannot park every request thread of the worker
+ * here (each waiter is a thread other routes need).
+ */
 static int
 enter(void)
 {
@@ -90,6 +98,11 @@ enter(void)
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += WAIT_SECONDS;
 	pthread_mutex_lock(&mu);
+	if (nwaiting >= QUEUE_PER_SLOT * nslots) {
+		pthread_mutex_unlock(&mu);
+		return -1;
+	}
+	nwaiting++;
 	*queue_tail = &w;
 	queue_tail = &w.next;
 	while ((queue != &w || free_slot() == NULL) && rc != ETIMEDOUT)
@@ -100,6 +113,7 @@ enter(void)
 	} else
 		rc = -1;
 	dequeue(&w);
+	nwaiting--;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
 	if (rc != 0)
@@ -294,7 +308,7 @@ password_verify(const char *phc, const char *pw)
 	    PASSWORD_MISMATCH;
 }
 
-void
+enum password_result
 password_burn(const char *pw)
 {
 	/* A real hash (of a throwaway password) with the same parameters. */
@@ -302,5 +316,6 @@ password_burn(const char *pw)
 	    "bWlreS1idXJuLXNhbHQhIQ$"
 	    "5ullCQ+qDWpCzCHbeW9FkeDCnYMktSwmp2EYGpl+skk";
 
-	(void)password_verify(fixed, pw);
+	return password_verify(fixed, pw) == PASSWORD_BUSY ? PASSWORD_BUSY :
+	    PASSWORD_MISMATCH;
 }

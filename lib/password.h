@@ -3,9 +3,10 @@
  * m = 19 MiB, t = 2, p = 1, 16-byte salt, 32-byte hash, PHC string.
  *
  * Each hash takes 19 MiB and tens of milliseconds of one core, so at
- * most `password_init(n)` run at once in a process; callers beyond that
- * wait their turn (up to a few seconds, then fail), and a burst of
- * sign-ins cannot exhaust memory.
+ * most `password_init(n)` run at once in a process; up to four callers a
+ * slot wait their turn (up to a few seconds), and more are refused at
+ * once with PASSWORD_BUSY: a burst of sign-ins can neither exhaust memory
+ * nor park every request thread of the process.
  */
 #ifndef MIKY_PASSWORD_H
 #define MIKY_PASSWORD_H
@@ -29,7 +30,8 @@ enum password_result	password_verify(const char *phc, const char *pw);
 /*
  * Spends the time of one verification against a fixed hash, for
  * sign-ins of unknown accounts, so timing does not tell them apart.
+ * Returns PASSWORD_MISMATCH, or PASSWORD_BUSY as password_verify() would.
  */
-void			password_burn(const char *pw);
+enum password_result	password_burn(const char *pw);
 
 #endif

@@ -47,12 +47,15 @@ url_split_path(struct arena *a, const char *path, char **segs, size_t max)
 
 	if (n == 0 || path[0] != '/')
 		return (size_t)-1;
+	if (n == 1)
+		return 0;
 	for (;;) {
-		while (i < n && path[i] == '/')
-			i++;
+		/* One slash before each segment, none after the last. */
 		if (i == n)
 			return count;
-		start = i;
+		if (path[i] != '/' || i + 1 == n || path[i + 1] == '/')
+			return (size_t)-1;
+		start = ++i;
 		while (i < n && path[i] != '/')
 			i++;
 		if (count == max)

@@ -24,9 +24,11 @@ struct url_kv {
 char	*url_decode(struct arena *, const char *s, size_t n, bool plus);
 
 /*
- * Splits an absolute path into decoded segments, skipping empty ones
- * ("/api//x/" gives "api", "x").  Returns the count, or (size_t)-1 if
- * the path is not absolute, has more than max segments or a bad escape.
+ * Splits an absolute path into decoded segments.  Returns the count, or
+ * (size_t)-1 if the path is not canonical -- not absolute, an empty
+ * segment ("/api//x", "/api/x/") -- has more than max segments or a bad
+ * escape.  A path that differs from a route only by slashes is no route:
+ * it must not reach a handler past the nginx location that guards it.
  */
 size_t	 url_split_path(struct arena *, const char *path, char **segs,
 	    size_t max);

@@ -15,7 +15,12 @@ PACKAGES=(
 	nginx-light spawn-fcgi
 	libmojolicious-perl libdbd-pg-perl
 	wrk ca-certificates curl openssl
+	chromium fonts-dejavu-core fonts-liberation
 )
+# node and npm: any install that gives the commands will do (Debian's
+# nodejs + npm packages when they are missing).  The browser tests'
+# playwright-core wants node 20 or later.
+NODE_PACKAGES=(nodejs npm)
 # `deps.sh fuzz` adds what `make fuzz` needs: clang with libFuzzer.
 FUZZ_PACKAGES=(clang libclang-rt-dev)
 
@@ -33,7 +38,10 @@ main() {
 	for p in "${PACKAGES[@]}"; do
 		installed "$p" || missing+=("$p")
 	done
-	((${#missing[@]} == 0)) && return 0
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		missing+=("${NODE_PACKAGES[@]}")
+	fi
+	((${#missing[@]} == 0)) && { check_node; return 0; }
 
 	local sudo=()
 	if [[ $EUID -ne 0 ]]; then
@@ -62,7 +70,16 @@ main() {
 			"${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
 		fi
 	fi
+	check_node
 	echo "deps.sh: done"
+}
+
+check_node() {
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+	if ((major < 20)); then
+		echo "deps.sh: warning: node $major found; the browser tests need node 20 or later" >&2
+	fi
 }
 
 main "$@"

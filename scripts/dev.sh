@@ -4,9 +4,12 @@
 #   dev.sh up       start or restart everything, wait for /api/health
 #   dev.sh down     stop what `up` started
 #   dev.sh status   say what runs
+#   dev.sh pgdir    print where the cluster lives
 #
 # All state lives in var/ (gitignored):
-#   var/pg          the PostgreSQL cluster (port $MIKY_PG_PORT, default 5433)
+#   var/pg          the PostgreSQL cluster (port $MIKY_PG_PORT, default 5433);
+#                   as root in a checkout `postgres` cannot enter, under
+#                   /var/lib/miky-dev/<hash of the checkout path>/pg
 #   var/run         nginx prefix (nginx.conf, pid, error.log), miky.sock,
 #                   pid files
 #   var/log         miky.log (the app's JSON lines), mailer.log
@@ -29,7 +32,6 @@ TEMPLATE=${MIKY_NGINX_TEMPLATE:-$ROOT/nginx/dev.conf.in}
 HTTP_PORT=${MIKY_HTTP_PORT:-8080}
 PG_PORT=${MIKY_PG_PORT:-5433}
 
-PGDIR=$VAR/pg
 RUN=$VAR/run
 LOGDIR=$VAR/log
 MAILDIR=$VAR/mail
@@ -52,6 +54,19 @@ CONFIG_VARS=(
 )
 
 say() { echo "dev.sh: $*"; }
+
+# pg_dir: where the cluster lives.  var/pg, unless we are root and the
+# `postgres` user cannot enter var/ (a checkout in a directory only its
+# owner may enter, such as /root): then under /var/lib/miky-dev, one
+# cluster per checkout.
+pg_dir() {
+	if [[ $EUID -ne 0 ]] || runuser -u postgres -- test -x "$VAR" 2>/dev/null ||
+	    ! id postgres >/dev/null 2>&1; then
+		echo "$VAR/pg"
+		return 0
+	fi
+	echo "/var/lib/miky-dev/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+}
 warn() { echo "dev.sh: warning: $*" >&2; }
 die() { echo "dev.sh: $*" >&2; exit 1; }
 
@@ -117,19 +132,14 @@ stop_pidfile() {
 
 make_dirs() {
 	mkdir -p "$VAR" "$RUN" "$LOGDIR" "$MAILDIR"
-	# nginx workers run as nobody when we are root: they must reach the
-	# socket in var/run and read web/.
+	# nginx workers may run as nobody (nginx_user_line): they must reach
+	# the socket in var/run and read web/.
 	chmod 0755 "$VAR" "$RUN"
-}
-
-# check_nobody warns or fails when, as root, nginx's `nobody` workers could
-# not reach the socket or the web root.
-check_nobody() {
-	[[ $EUID -eq 0 ]] || return 0
-	runuser -u nobody -- test -x "$RUN" 2>/dev/null ||
-		die "user nobody (nginx workers) cannot reach $RUN: make its parent directories world-searchable (chmod o+x) or move the checkout"
-	if [[ -d "$ROOT/web" ]] && ! runuser -u nobody -- test -r "$ROOT/web" -a -x "$ROOT/web" 2>/dev/null; then
-		warn "user nobody cannot read $ROOT/web: static files will answer 403"
+	if [[ "$PGDIR" != "$VAR"/* ]]; then
+		mkdir -p "$(dirname "$(dirname "$PGDIR")")"
+		chmod 0755 "$(dirname "$(dirname "$PGDIR")")"
+		mkdir -p "$(dirname "$PGDIR")"
+		chmod 0755 "$(dirname "$PGDIR")"
 	fi
 }
 
@@ -275,7 +285,7 @@ nginx_cmd() {
 render_nginx() {
 	[[ -f "$TEMPLATE" ]] || die "no nginx template $(rel "$TEMPLATE")"
 	render_nginx_template "$TEMPLATE" "$RUN" "$HTTP_PORT" "$SOCK" \
-		"$ROOT/web" >"$NGINX_CONF.tmp"
+		"$ROOT/web" "$(nginx_user_line "$RUN" "$ROOT/web")" >"$NGINX_CONF.tmp"
 	if grep -q '@[A-Z_]*@' "$NGINX_CONF.tmp"; then
 		warn "unknown placeholders left in $(rel "$NGINX_CONF"): $(grep -o '@[A-Z_]*@' "$NGINX_CONF.tmp" | sort -u | tr '\n' ' ')"
 	fi
@@ -368,7 +378,6 @@ cmd_up() {
 	find_nginx
 	make_dirs
 	lock
-	check_nobody
 	ensure_secret
 	ensure_database
 	app_env
@@ -432,8 +441,11 @@ cmd_status() {
 	fi
 }
 
+PGDIR=$(pg_dir)
+
 case ${1:-} in
 up) cmd_up ;;
+pgdir) echo "$PGDIR" ;;
 down) cmd_down ;;
 status) cmd_status ;;
 *)

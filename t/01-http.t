@@ -98,7 +98,12 @@ sub rid { $_[0]->res->headers->header('X-Request-Id') // '' }
 	my $l = request_log_line($rid);
 	is($l->{status}, 200, 'the log line has the status');
 	is($l->{path}, '/api/health', 'the log line has the route');
-	my $access = do { local (@ARGV, $/) = ($t->dir . '/access.log'); <> } // '';
+	# nginx logs a request once it has answered it: wait for the line.
+	my $access = '';
+	$t->wait_for(sub {
+		$access = do { local (@ARGV, $/) = ($t->dir . '/access.log'); <> } // '';
+		$access =~ /rid=\Q$rid\E$/m;
+	}, 5, 'the access log line');
 	like($access, qr/"GET \/api\/health HTTP\/1\.1" 200 .* rid=\Q$rid\E$/m,
 		"nginx's access log has the same id (it is \$request_id)");
 

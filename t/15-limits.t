@@ -37,16 +37,7 @@ sub fresh_window {
 
 # parallel(@requests): [method, path, body, headers] each, all at once; the
 # transactions, in the order given.
-sub parallel {
-	my @tx;
-	my @p = map {
-		my ($i, $r) = ($_, $_[$_]);
-		$t->ua->start_p($t->ua->build_tx($r->[0] => $t->url($r->[1]) => $r->[3] // {} => json => $r->[2]))
-			->then(sub { $tx[$i] = shift })
-	} 0 .. $#_;
-	Mojo::Promise->all(@p)->wait;
-	return @tx;
-}
+sub parallel { $t->parallel(@_) }
 
 # --- failed sign-ins ------------------------------------------------------------------
 

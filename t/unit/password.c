@@ -5,6 +5,7 @@
  * or an unknown email would answer faster than a wrong password).
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,53 @@ quiet(int on)
 		close(saved);
 		saved = -1;
 	}
+}
+
+#define FLOOD	24
+
+static enum password_result flood_result[FLOOD];
+
+static void *
+flood_one(void *arg)
+{
+	char out[PASSWORD_HASH_MAX];
+	int i = (int)(long)arg;
+
+	flood_result[i] = password_hash("flood password", out, sizeof(out));
+	return NULL;
+}
+
+/*
+ * One slot and 24 callers at once: the line holds four a slot, the rest
+ * are refused at once (PASSWORD_BUSY), none fails otherwise, and every
+ * caller that got in hashed.
+ */
+static void
+test_queue(void)
+{
+	pthread_t th[FLOOD];
+	int i, busy = 0, done = 0, other = 0;
+
+	password_init(1);
+	quiet(1);
+	for (i = 0; i < FLOOD; i++)
+		pthread_create(&th[i], NULL, flood_one, (void *)(long)i);
+	for (i = 0; i < FLOOD; i++)
+		pthread_join(th[i], NULL);
+	quiet(0);
+	for (i = 0; i < FLOOD; i++) {
+		if (flood_result[i] == PASSWORD_BUSY)
+			busy++;
+		else if (flood_result[i] == PASSWORD_MATCH)
+			done++;
+		else
+			other++;
+	}
+	ok(busy > 0, "24 hashes at once on one slot: some refused busy (%d)",
+	    busy);
+	ok(done >= 1 && done <= FLOOD - busy, "the others hashed (%d)", done);
+	is_int(other, 0, "no other outcome");
+	password_init(2);
 }
 
 int
@@ -161,5 +209,6 @@ main(void)
 	    "password_burn takes about as long as a verification "
 	    "(%.1f ms vs %.1f ms)", burn_ms, verify_ms);
 
+	test_queue();
 	return tap_done();
 }

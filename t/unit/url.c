@@ -1,6 +1,6 @@
 /*
  * lib/url.c: percent-decoding refuses bad escapes, %00 and invalid
- * UTF-8; '+' is a space only in queries; path splitting skips empty
+ * UTF-8; '+' is a space only in queries; path splitting refuses empty
  * segments and keeps %2F inside its segment; both splitters bound the
  * number of pieces.
  */
@@ -70,12 +70,17 @@ test_path(void)
 	char *segs[4];
 
 	is_int(url_split_path(a, "/", segs, 4), 0, "'/' has no segments");
-	is_int(url_split_path(a, "///", segs, 4), 0, "'///' has no segments");
+	is_int(url_split_path(a, "///", segs, 4), -1, "'///' refused");
+	is_int(url_split_path(a, "/api/metrics/", segs, 4), -1,
+	    "a trailing slash refused");
+	is_int(url_split_path(a, "//api/metrics", segs, 4), -1,
+	    "a leading double slash refused");
 	is_int(url_split_path(a, "", segs, 4), -1, "empty path refused");
 	is_int(url_split_path(a, "api/x", segs, 4), -1,
 	    "relative path refused");
-	is_int(url_split_path(a, "/api//x/", segs, 4), 2,
-	    "'/api//x/': empty segments skipped");
+	is_int(url_split_path(a, "/api//x", segs, 4), -1,
+	    "'/api//x': an empty segment refused");
+	is_int(url_split_path(a, "/api/x", segs, 4), 2, "'/api/x'");
 	is_str(segs[0], "api", "first segment");
 	is_str(segs[1], "x", "second segment");
 	is_int(url_split_path(a, "/a%2Fb/c", segs, 4), 2,
@@ -100,8 +105,8 @@ test_path(void)
 	is_int(url_split_path(a, "/1/2/3/4", segs, 4), 4,
 	    "exactly max segments");
 	is_str(segs[3], "4", "last of max segments");
-	is_int(url_split_path(a, "/1/2/3/4/", segs, 4), 4,
-	    "max segments and a trailing slash");
+	is_int(url_split_path(a, "/1/2/3/4/", segs, 4), -1,
+	    "max segments and a trailing slash refused");
 	is_int(url_split_path(a, "/1/2/3/4/5", segs, 4), -1,
 	    "max + 1 segments refused");
 	is_int(url_split_path(a, "/", segs, 0), 0, "max 0 and no segment");

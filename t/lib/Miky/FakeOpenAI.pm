@@ -35,6 +35,14 @@ package Miky::FakeOpenAI;
 #   [[split]]                         the stream written in fragments of 1
 #                                     to 31 bytes, 1 ms apart, that split
 #                                     lines, fields and events anywhere
+#   [[echo]]                          answer with the message itself, its
+#                                     markers removed, in pieces of up to
+#                                     8 characters (the web tests' hostile
+#                                     Markdown)
+#   [[demo]]                          answer with a short Markdown sample
+#                                     (a list, a code block), in pieces of
+#                                     up to 8 characters (the web tests'
+#                                     screenshots)
 #
 # A marker for audio may sit anywhere in the file's bytes: [[fail500]],
 # [[fail429]], [[hang]].
@@ -80,6 +88,22 @@ my @LIVE;
 # The pieces of an answer: varied on purpose (multi-byte characters,
 # quotes, a newline) so that escaping and joining are exercised.
 my @WORDS = ('Hello', ' wörld', ' "quoted"', "\nnew line", ' €uro', ' 😀', ' end.');
+
+# The [[demo]] answer (ASCII: this file is not `use utf8`).
+our $DEMO = <<'MD';
+Here is a **three-step plan** to learn Italian fast:
+
+1. **Listen** every day, even for ten minutes.
+2. **Speak** from day one: mistakes are how you learn.
+3. **Review** new words with spaced repetition.
+
+```python
+words = {"ciao": "hello", "grazie": "thank you"}
+```
+
+Shall I turn this into a weekly schedule?
+MD
+chomp $DEMO;
 
 sub piece {
 	my $i = shift;    # 1-based
@@ -279,6 +303,15 @@ sub _chat {
 	my $n = $m->{count} // 3;
 	$n = $m->{hangafter} if defined $m->{hangafter} && $m->{hangafter} > $n;
 	$n = $m->{drop} if defined $m->{drop} && $m->{drop} > $n;
+	my @pieces = map { piece($_) } 1 .. $n;
+	if ($m->{demo}) {
+		@pieces = $DEMO =~ /(.{1,8})/gs;
+		$n = @pieces;
+	} elsif ($m->{echo}) {
+		(my $echo = $text) =~ s/\[\[[a-z0-9]+(?::\d+)?\]\]\s*//g;
+		@pieces = $echo =~ /(.{1,8})/gs;
+		$n = @pieces;
+	}
 	my $rec = { id => $id, t => time, path => '/v1/chat/completions',
 		method => $c->req->method, headers => _headers($c), json => $json,
 		last_user => $text, tag_text => $text, attempt => $attempt,
@@ -315,7 +348,7 @@ sub _chat {
 		$state->{complete} = 1;
 		return $c->render(json => { id => $cid, object => 'chat.completion', created => int time,
 			model => $model, choices => [ { index => 0, message => { role => 'assistant',
-			content => answer($n) }, finish_reason => 'stop' } ], usage => $usage });
+			content => join('', @pieces) }, finish_reason => 'stop' } ], usage => $usage });
 	}
 	my $with_usage = ref $json->{stream_options} eq 'HASH' && $json->{stream_options}{include_usage};
 	my $eol = $m->{crlf} ? "\r\n" : "\n";
@@ -328,8 +361,8 @@ sub _chat {
 	};
 	my @events = ($chunk->([ { index => 0, delta => { role => 'assistant', content => '' },
 		logprobs => undef, finish_reason => undef } ], undef));
-	push @events, $chunk->([ { index => 0, delta => { content => piece($_) },
-		logprobs => undef, finish_reason => undef } ], undef) for 1 .. $n;
+	push @events, $chunk->([ { index => 0, delta => { content => $_ },
+		logprobs => undef, finish_reason => undef } ], undef) for @pieces;
 	push @events, $chunk->([ { index => 0, delta => {}, logprobs => undef,
 		finish_reason => 'stop' } ], undef);
 	push @events, $chunk->([], $usage) if $with_usage;

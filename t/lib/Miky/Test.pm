@@ -30,6 +30,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Mojo::JSON qw(decode_json);
 use Mojo::URL;
+use Mojo::Promise;
 use Mojo::UserAgent;
 use Mojo::Util qw(url_escape);
 use POSIX qw(WNOHANG);
@@ -255,6 +256,21 @@ sub json_req {
 		$tx = $self->ua->build_tx($method => $url => \%h);
 	}
 	return $self->ua->start($tx);
+}
+
+# parallel([$method, $path, $body, \%headers], ...) sends the requests at
+# once (a body as JSON) and returns their transactions, in order.
+sub parallel {
+	my ($self, @req) = @_;
+	my @tx;
+	my @p = map {
+		my ($i, $r) = ($_, $req[$_]);
+		my $tx = $self->ua->build_tx($r->[0] => $self->url($r->[1]) => $r->[3] // {}
+			=> (defined $r->[2] ? (json => $r->[2]) : ()));
+		$self->ua->start_p($tx)->then(sub { $tx[$i] = shift })
+	} 0 .. $#req;
+	Mojo::Promise->all(@p)->wait;
+	return @tx;
 }
 
 # signup(%fields) signs a new account up (POST /api/auth/signup) and
