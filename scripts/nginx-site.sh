@@ -22,7 +22,7 @@
 #
 # Every app instance gets passive health checks (max_fails=1
 # fail_timeout=5s): nginx skips one that fails for five seconds and sends
-# the requests it could not take to the others.  The test t/59-nginx-site.t
+# the requests it could not take to the others.  The test t/79-nginx-site.t
 # renders the site with this script, checks it with `nginx -t` and serves
 # the app through it over TLS.
 set -euo pipefail
