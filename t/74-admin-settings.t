@@ -164,6 +164,9 @@ sub personas_prices {
 	})->wait;
 	return (\%price, \@rids);
 }
+# Bursts until both workers have answered with the new price, and no
+# answer has the old one: a worker that missed the notification would
+# keep the old price until its one-minute reload, past the deadline.
 my %pids;
 my $personas = $got->{personas};
 $personas->{general}{credits_per_message} = 7;
@@ -172,17 +175,17 @@ is($tx->res->code, 200, 'personas: general costs 7') or diag $tx->res->body;
 my $start = time;
 my $seen = $t->wait_for(sub {
 	my ($price, $rids) = personas_prices();
+	return 0 unless keys %$price == 1 && $price->{7};
 	my $log = $t->log;
 	for my $rid (@$rids) {
 		$pids{$1}++ if $log =~ /"pid":(\d+),"msg":"request","request_id":"\Q$rid\E"/;
 	}
-	return keys %$price == 1 && $price->{7} ? 1 : 0;
-}, 20, 'every worker to use the new price');
-ok($seen, 'every answer has the new price');
+	return keys %pids >= 2;
+}, 40, 'both workers to answer with the new price');
+ok($seen, 'both workers answer with the new price') or diag explain \%pids;
 cmp_ok(time - $start, '<', 50, 'well before the one-minute reload (NOTIFY)');
 my ($price) = personas_prices();
 is_deeply($price, { 7 => 8 }, 'eight requests at once, all 7');
-is(scalar keys %pids, 2, 'answered by both workers') or diag explain \%pids;
 
 # System prompts may be long: the body may pass 64 KiB.
 $personas->{$_}{system_prompt} = 'Be helpful. ' x 1400 for keys %$personas;

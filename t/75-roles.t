@@ -20,7 +20,7 @@ is($dbh->selectrow_array(q{SELECT count(*) FROM pg_stat_activity
 	'every pooled connection of the app is miky_app');
 
 my $app = DBI->connect("dbi:Pg:dbname=" . $t->dbname . ";host=$t->{pghost};port=$t->{pgport}",
-	'miky_app', '', { AutoCommit => 1, RaiseError => 0, PrintError => 0 });
+	'miky_app', '', { AutoCommit => 1, RaiseError => 0, PrintError => 0, PrintWarn => 0 });
 ok($app, 'connected as miky_app');
 is($app->selectrow_array('SELECT current_user'), 'miky_app', 'current_user miky_app');
 ok(!$app->selectrow_array(q{SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls
