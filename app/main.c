@@ -23,6 +23,7 @@ usage(FILE *out)
 	    "  check-config   check the environment and print the settings\n"
 	    "  check-ledger [--cashout-days N]   check the money invariants\n"
 	    "  settings       list the business settings (admin_settings)\n"
+	    "  sql [NAME]     list the SQL statements, or print one (to EXPLAIN)\n"
 	    "  user promote EMAIL   make an account an administrator\n"
 	    "  help           this text\n"
 	    "Settings come from the environment; see README.md.\n");
@@ -107,6 +108,30 @@ cmd_user(int argc, char *argv[])
 	return rc;
 }
 
+/*
+ * `miky sql`: the names of the statements in app/sql.c; `miky sql NAME`:
+ * that statement's text, e.g. for EXPLAIN (bench/admin-scale.sh).
+ */
+static int
+cmd_sql(int argc, char *argv[])
+{
+	int i;
+
+	for (i = 0; i < STMT__MAX; i++) {
+		if (argc < 3)
+			printf("%s\n", sql_stmts[i].name);
+		else if (strcmp(argv[2], sql_stmts[i].name) == 0) {
+			printf("%s\n", sql_stmts[i].sql);
+			return 0;
+		}
+	}
+	if (argc < 3)
+		return 0;
+	fprintf(stderr, "miky: no statement %s (miky sql lists them)\n",
+	    argv[2]);
+	return 1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -120,6 +145,8 @@ main(int argc, char *argv[])
 		return cmd_migrate();
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc, argv);
+	if (strcmp(cmd, "sql") == 0)
+		return cmd_sql(argc, argv);
 	if (strcmp(cmd, "settings") == 0) {
 		settings_describe(stdout);
 		return 0;
