@@ -588,43 +588,46 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT has_table_privilege('credit_ledger', 'UPDATE')"
 	    " OR has_table_privilege('credit_ledger', 'DELETE')", 0, 1, 0),
 	/*
-	 * `miky check-ledger`, in one snapshot.  Accounts whose balance is
-	 * not the sum of their ledger, or below zero.
+	 * `miky check-ledger`: every problem with the money, one row each
+	 * (kind, user, email, what is wrong), read in one statement and so
+	 * one snapshot.  $1: milliseconds a credit hold may outlive its
+	 * expiry before it counts as never refunded; $2: days a cash-out may
+	 * stay pending.
+	 *   balance  credits not the sum of the ledger, or below zero
+	 *   hold     a hold the sweeper should have refunded
+	 *   cashout  a cash-out pending too long
+	 *   cash     referral cash available (earned - paid out - pending)
+	 *            below zero
 	 */
-	S(STMT_CHECK_BALANCES,
-	    "SELECT u.id, u.email, u.credits, coalesce(l.total, 0)"
+	S(STMT_CHECK_LEDGER,
+	    "SELECT 'balance', u.id, u.email, format('has %s credits, but the"
+	    " ledger sums to %s', u.credits, coalesce(l.total, 0))"
 	    " FROM users u LEFT JOIN (SELECT user_id, sum(delta) AS total"
 	    "  FROM credit_ledger WHERE user_id IS NOT NULL GROUP BY user_id) l"
 	    " ON l.user_id = u.id"
 	    " WHERE u.credits <> coalesce(l.total, 0) OR u.credits < 0"
-	    " ORDER BY u.id", 0, CB__N, 0),
-	/*
-	 * Credit holds still there $1 ms after they expired: the sweeper
-	 * of every worker should have refunded them by then.
-	 */
-	S(STMT_CHECK_HOLDS,
-	    "SELECT h.user_id, u.email, h.id, h.credits,"
-	    " floor(extract(epoch FROM now() - h.expires_at))::bigint"
+	    " UNION ALL"
+	    " SELECT 'hold', h.user_id, u.email, format('has hold %s of %s"
+	    " credits, expired %s s ago and not refunded', h.id, h.credits,"
+	    "  floor(extract(epoch FROM now() - h.expires_at)))"
 	    " FROM credit_holds h JOIN users u ON u.id = h.user_id"
 	    " WHERE h.expires_at < now() - $1::bigint * interval '1 millisecond'"
-	    " ORDER BY h.expires_at", 1, CH__N, 0),
-	/* Cash-outs pending for more than $1 days. */
-	S(STMT_CHECK_CASHOUTS,
-	    "SELECT t.user_id, u.email, t.id, (t.amount * 100)::bigint,"
-	    " floor(extract(epoch FROM now() - t.created_at) / 86400)::bigint"
+	    " UNION ALL"
+	    " SELECT 'cashout', t.user_id, u.email, format('has cash-out %s of"
+	    " %s cents pending for %s days', t.id, (t.amount * 100)::bigint,"
+	    "  floor(extract(epoch FROM now() - t.created_at) / 86400))"
 	    " FROM transactions t LEFT JOIN users u ON u.id = t.user_id"
 	    " WHERE t.type = 'cashout' AND t.status = 'pending'"
-	    " AND t.created_at < now() - $1::int * interval '1 day'"
-	    " ORDER BY t.created_at", 1, CO__N, 0),
-	/* Referral cash: earned - paid out - pending, below zero. */
-	S(STMT_CHECK_CASH,
-	    "SELECT u.id, u.email, ((u.cash_earned - u.cash_paid_out"
-	    " - coalesce(p.pending, 0)) * 100)::bigint FROM users u"
+	    " AND t.created_at < now() - $2::int * interval '1 day'"
+	    " UNION ALL"
+	    " SELECT 'cash', u.id, u.email, format('has %s cents of referral"
+	    " cash available, below zero', ((u.cash_earned - u.cash_paid_out"
+	    "  - coalesce(p.pending, 0)) * 100)::bigint) FROM users u"
 	    " LEFT JOIN (SELECT user_id, sum(amount) AS pending"
 	    "  FROM transactions WHERE type = 'cashout' AND status = 'pending'"
 	    "  GROUP BY user_id) p ON p.user_id = u.id"
 	    " WHERE u.cash_earned - u.cash_paid_out - coalesce(p.pending, 0) < 0"
-	    " ORDER BY u.id", 0, CA__N, 0),
+	    " ORDER BY 1, 2, 4", 2, CK__N, 0),
 };
 
 static void
