@@ -279,6 +279,9 @@ like($metrics, qr/^miky_admin_actions_total\{action="user\.update",outcome="ok"\
 	'admin actions counted');
 like($metrics, qr/^miky_credit_grants_total\{reason="admin",outcome="granted"\} 3$/m, 'admin grants counted');
 like($metrics, qr/^miky_credit_grants_total\{reason="admin",outcome="taken"\} 1$/m, 'admin takes counted');
+my $signups = $dbh->selectrow_array(q{SELECT count(*) FROM credit_ledger WHERE reason = 'signup'});
+like($metrics, qr/^miky_credit_grants_total\{reason="signup",outcome="granted"\} $signups$/m,
+	"sign-up grants counted ($signups)");
 like($t->log, qr/"msg":"event",.*"event":"admin","action":"user\.update","outcome":"ok","target":"$vid"/,
 	'and logged as events with their target');
 
