@@ -323,6 +323,12 @@ admin_user_update(struct request *r)
 		    "banned");
 		return;
 	}
+	/* That would end one's own sessions as surely as a ban. */
+	if (self && in[UU_VERIFIED].present && !in[UU_VERIFIED].b) {
+		reply_error(r, 400, "invalid_input", "You cannot mark your own "
+		    "email unverified.", "email_verified");
+		return;
+	}
 	if (sql_begin_or_reply(r) != 0 ||
 	    (old = sql_row_or_reply(r, STMT_ADMIN_USER_LOCK, ARGS(uid))) ==
 	    NULL || credits_move_or_reply(r, uid, delta, old) != 0 ||

@@ -258,6 +258,8 @@ error_is(req(PUT => "/api/admin/users/$me", { banned => \1 }, $A), 400, 'invalid
 	'banning yourself: 400 naming banned');
 error_is(req(PUT => "/api/admin/users/$me", { plan => 'plus', role => 'user' }, $A), 400, 'invalid_input', 'role',
 	'with another change: still 400');
+error_is(req(PUT => "/api/admin/users/$me", { email_verified => \0 }, $A), 400, 'invalid_input', 'email_verified',
+	'unverifying yourself (it would end your sessions too): 400');
 is($dbh->selectrow_array('SELECT role || plan FROM users WHERE id = ?', undef, $me), 'adminfree',
 	'still an admin on the free plan');
 is($dbh->selectrow_array('SELECT banned_at FROM users WHERE id = ?', undef, $me), undef, 'not banned');
