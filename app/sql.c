@@ -519,17 +519,15 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    ADMIN_USER_NCOLS, 0),
 	/* Conversations most recently updated first, of one user or all. */
 	S(STMT_ADMIN_CONVS,
-	    "SELECT api_us(c.updated_at), " ADMIN_CONV_COLS("c", "u")
-	    " FROM conversations c JOIN users u ON u.id = c.user_id"
-	    " WHERE ($1::uuid IS NULL OR c.user_id = $1)"
+	    "SELECT api_us(c.updated_at), " ADMIN_CONV_COLS("c")
+	    " FROM conversations c WHERE ($1::uuid IS NULL OR c.user_id = $1)"
 	    " AND ($2::bigint IS NULL OR (c.updated_at, c.id)"
 	    "  < (api_from_us($2), $3::uuid))"
 	    " ORDER BY c.updated_at DESC, c.id DESC LIMIT $4", 4, AC__N, 0),
 	/* Transactions newest first, by type and status. */
 	S(STMT_ADMIN_TXS,
-	    "SELECT api_us(t.created_at), " ADMIN_TX_COLS("t", "u")
-	    " FROM transactions t LEFT JOIN users u ON u.id = t.user_id"
-	    " WHERE ($1::text IS NULL OR t.type = $1)"
+	    "SELECT api_us(t.created_at), " ADMIN_TX_COLS("t")
+	    " FROM transactions t WHERE ($1::text IS NULL OR t.type = $1)"
 	    " AND ($2::text IS NULL OR t.status = $2)"
 	    " AND ($3::bigint IS NULL OR (t.created_at, t.id)"
 	    "  < (api_from_us($3), $4::uuid))"
@@ -549,8 +547,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "  RETURNING *),"
 	    " p AS (UPDATE users SET cash_paid_out = cash_paid_out + t.amount"
 	    "  FROM t WHERE users.id = t.user_id AND t.status = 'completed')"
-	    " SELECT " ADMIN_TX_COLS("t", "u")
-	    " FROM t LEFT JOIN users u ON u.id = t.user_id", 2, ADMIN_TX_NCOLS,
+	    " SELECT " ADMIN_TX_COLS("t") " FROM t", 2, ADMIN_TX_NCOLS,
 	    0),
 	S(STMT_SETTINGS_ALL,
 	    "SELECT key, value::text FROM admin_settings ORDER BY key", 0,
