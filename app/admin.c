@@ -40,7 +40,7 @@ admin_list_begin_or_reply(struct request *r, struct list_page *lp,
     const char **us, const char **id)
 {
 	if (list_page_or_reply(r, 20, 100, "cursor", lp) != 0 ||
-	    list_split_cursor(r, lp, us, id) != 0)
+	    list_us_id_cursor_or_reply(r, lp, us, id) != 0)
 		return -1;
 	if (sql_begin_or_reply(r) != 0 ||
 	    sql_run_or_reply(r, STMT_CUSTOM_PLANS, NO_ARGS) == NULL)
@@ -65,7 +65,7 @@ admin_list_reply(struct request *r, const char *key, PGresult *res,
 	for (i = 0; i < n && i < lp->limit; i++)
 		render(&w, res, i, obj_col);
 	jw_end(&w);
-	list_next_cursor(r, &w, n > lp->limit ? list_cursor_of(r, res,
+	list_next_cursor(r, &w, n > lp->limit ? list_us_id_key(r, res,
 	    lp->limit - 1, us_col, id_col) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);

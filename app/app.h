@@ -71,6 +71,25 @@ void	conv_update(struct request *);
 void	conv_delete(struct request *);
 void	personas_list(struct request *);
 
+/* payments.c */
+extern const struct jfield payments_plan_in[], payments_pack_in[],
+    payments_cancel_in[];
+void	payments_plans(struct request *);
+void	payments_create_subscription(struct request *);
+void	payments_update_subscription(struct request *);
+void	payments_cancel_subscription(struct request *);
+void	payments_buy_credits(struct request *);
+void	payments_transactions(struct request *);
+
+/* webhook.c */
+void	payments_webhook(struct request *);
+
+/* referrals.c */
+extern const struct jfield referrals_cashout_in[];
+void	referrals_stats(struct request *);
+void	referrals_share_link(struct request *);
+void	referrals_cashout(struct request *);
+
 /* admin.c, admin_money.c, admin_settings.c */
 extern const struct jfield admin_user_in[], admin_tx_in[];
 extern struct jfield admin_settings_in[];	/* from settings.c's table */

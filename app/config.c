@@ -34,6 +34,9 @@ static const struct config_var vars[] = {
 	{ "MIKY_STATEMENT_TIMEOUT_MS", CONFIG_INT, "5000", 100, 600000, false,
 	    NULL, "PostgreSQL statement_timeout", NULL,
 	    &conf.statement_timeout_ms },
+	{ "MIKY_DB_CONNECT_TIMEOUT_MS", CONFIG_INT, "1500", 100, 60000, false,
+	    NULL, "time to connect to PostgreSQL before a request gets 503",
+	    NULL, &conf.db_connect_timeout_ms },
 	{ "MIKY_THREAD_STACK_KB", CONFIG_INT, "256", 64, 65536, false, NULL,
 	    "stack size of each request thread", NULL, &conf.thread_stack_kb },
 	{ "MIKY_HASH_CONCURRENCY", CONFIG_INT, "2", 1, 64, false, NULL,
@@ -57,6 +60,9 @@ static const struct config_var vars[] = {
 	{ "STRIPE_API_BASE", CONFIG_URL, "https://api.stripe.com", 0, 0,
 	    false, "http,https", "Stripe API origin", &conf.stripe_api_base,
 	    NULL },
+	{ "MIKY_STRIPE_TIMEOUT_MS", CONFIG_INT, "20000", 100, 120000, false,
+	    NULL, "one attempt of a Stripe API call (3 at most, with the same "
+	    "Idempotency-Key)", NULL, &conf.stripe_timeout_ms },
 	{ "SMTP_URL", CONFIG_URL, NULL, 0, 0, false, "smtp,smtps",
 	    "unset: mails are written under MIKY_MAIL_DIR", &conf.smtp_url,
 	    NULL },
@@ -98,9 +104,11 @@ int
 app_config_load(FILE *errs, unsigned flags)
 {
 	enum log_level level;
+	const char *secret = getenv("JWT_SECRET");
 	int problems = config_load(vars, errs);
 
-	if (conf.jwt_secret == NULL && !(flags & CONF_NO_JWT)) {
+	/* A secret that is set but too short has had its line already. */
+	if ((secret == NULL || *secret == '\0') && !(flags & CONF_NO_JWT)) {
 		fprintf(errs, "JWT_SECRET: not set (%s)\n", JWT_DESC);
 		problems++;
 	}

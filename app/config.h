@@ -17,6 +17,7 @@ struct app_config {
 	long long	 db_pool;
 	long long	 drain_seconds;
 	long long	 statement_timeout_ms;
+	long long	 db_connect_timeout_ms;
 	long long	 thread_stack_kb;
 	long long	 hash_concurrency;
 	long long	 standin_delay_ms;
@@ -25,6 +26,7 @@ struct app_config {
 	const char	*stripe_secret_key;
 	const char	*stripe_webhook_secret;
 	const char	*stripe_api_base;
+	long long	 stripe_timeout_ms;
 	const char	*smtp_url;
 	const char	*mail_from;
 	const char	*mail_dir;

@@ -12,7 +12,6 @@
 #include "settings.h"
 #include "sql.h"
 #include "lib/jsonw.h"
-#include "lib/num.h"
 
 #define TITLE_MAX	200
 
@@ -78,7 +77,7 @@ conv_list(struct request *r)
 	int i, n;
 
 	if (list_page_or_reply(r, 20, 100, "cursor", &lp) != 0 ||
-	    list_split_cursor(r, &lp, &us, &id) != 0)
+	    list_us_id_cursor_or_reply(r, &lp, &us, &id) != 0)
 		return;
 	if (q != NULL && strlen(q) > TITLE_MAX) {
 		reply_error(r, 400, "invalid_input", "q may be at most 200 "
@@ -97,7 +96,7 @@ conv_list(struct request *r)
 	for (i = 0; i < n && i < lp.limit; i++)
 		render_conversation(&w, res, i, CL_CONV);
 	jw_end(&w);
-	list_next_cursor(r, &w, n > lp.limit ? list_cursor_of(r, res,
+	list_next_cursor(r, &w, n > lp.limit ? list_us_id_key(r, res,
 	    lp.limit - 1, CL_US, CL_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
@@ -129,7 +128,7 @@ conv_get(struct request *r)
 
 	/* `before` is the cursor of this list, `limit` up to 200. */
 	if (list_page_or_reply(r, 50, 200, "before", &lp) != 0 ||
-	    list_split_cursor(r, &lp, &us, &id) != 0)
+	    list_us_id_cursor_or_reply(r, &lp, &us, &id) != 0)
 		return;
 	if ((conv = sql_run_or_reply(r, STMT_CONV_GET, ARGS(cid, uid))) ==
 	    NULL)
@@ -154,8 +153,8 @@ conv_get(struct request *r)
 		render_message(&w, res, i, CM_MSG);
 	jw_end(&w);
 	jw_key(&w, "messages_cursor");
-	list_cursor_value(r, &w, skip ? list_cursor_of(r, res, 1, CM_US,
-	    CM_ID) : NULL);
+	list_cursor_value(r, &w, skip ? list_us_id_key(r, res, 1, CM_US, CM_ID) :
+	    NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);

@@ -1,10 +1,9 @@
 #include <string.h>
 
 #include "app.h"
-#include "list.h"
 #include "sql.h"
+#include "list.h"
 #include "lib/b64.h"
-#include "lib/json.h"
 #include "lib/num.h"
 #include "lib/utf8.h"
 
@@ -84,7 +83,7 @@ list_cursor_is_int(const char *s)
 }
 
 int
-list_split_cursor(struct request *r, const struct list_page *lp,
+list_us_id_cursor_or_reply(struct request *r, const struct list_page *lp,
     const char **us, const char **id)
 {
 	const char *cursor = lp->cursor;
@@ -105,9 +104,9 @@ list_split_cursor(struct request *r, const struct list_page *lp,
 }
 
 const char *
-list_cursor_of(struct request *r, const PGresult *res, int row, int us,
-    int id)
+list_us_id_key(struct request *r, const PGresult *res, int row, int us_col,
+    int id_col)
 {
-	return arena_printf(r->arena, "%s,%s", sql_str(res, row, us),
-	    sql_str(res, row, id));
+	return arena_printf(r->arena, "%s,%s", sql_str(res, row, us_col),
+	    sql_str(res, row, id_col));
 }

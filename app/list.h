@@ -23,17 +23,6 @@ struct list_page {
  */
 int	list_page_or_reply(struct request *, int def, int max,
 	    const char *param, struct list_page *);
-/*
- * A (timestamp in microseconds, uuid) cursor: "us,uuid", the key of
- * lists newest first.  Points us and id into arena copies (both NULL
- * without a cursor) and returns 0, or -1 after replying 400.
- */
-int	list_split_cursor(struct request *, const struct list_page *,
-	    const char **us, const char **id);
-/* The cursor of a result row: its microseconds and id columns. */
-struct pg_result;
-const char *list_cursor_of(struct request *, const struct pg_result *,
-	    int row, int us, int id);
 /* Writes "next_cursor": the encoded key, or null. */
 void	list_next_cursor(struct request *, struct jw *, const char *key);
 /* Writes the encoded key (or null) as a value. */
@@ -41,5 +30,18 @@ void	list_cursor_value(struct request *, struct jw *, const char *key);
 /* True if a decoded cursor is a positive decimal integer (an id). */
 int	list_cursor_is_int(const char *);
 void	list_reply_bad_cursor(struct request *, const struct list_page *);
+
+/*
+ * Lists ordered by (timestamp, uuid) use the key "us,uuid": the
+ * timestamp in microseconds (api_us() in SQL), and the row's id.
+ * list_us_id_cursor_or_reply() splits the page's decoded cursor into
+ * arena copies (both NULL without one); 0, or -1 after replying 400.
+ * list_us_id_key() is the key of a result row from its two columns.
+ */
+struct pg_result;
+int	list_us_id_cursor_or_reply(struct request *, const struct list_page *,
+	    const char **us, const char **id);
+const char *list_us_id_key(struct request *, const struct pg_result *,
+	    int row, int us_col, int id_col);
 
 #endif

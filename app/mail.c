@@ -14,6 +14,9 @@ static const struct {
 	[MAIL_RESET] = { "reset", "/reset-password" },
 	[MAIL_ALREADY_REGISTERED] = { "already_registered", "/signin" },
 	[MAIL_PASSWORD_CHANGED] = { "password_changed", "/forgot-password" },
+	[MAIL_REFERRAL_CREDITS] = { "referral_credits", "/invite" },
+	[MAIL_REFERRAL_CASH] = { "referral_cash", "/invite" },
+	[MAIL_PAYMENT_FAILED] = { "payment_failed", "/plans" },
 };
 
 /*
@@ -24,9 +27,9 @@ static const struct {
  * carries no text the signer-up chose: no name.
  */
 int
-mail_queue_or_reply(struct request *r, enum mail_template t,
-    const char *user_id, const char *to, const char *language,
-    const char *first_name, const char *token)
+mail_queue(struct request *r, enum mail_template t, const char *user_id,
+    const char *to, const char *language, const char *first_name,
+    const char *token, struct db_err *err)
 {
 	struct buf payload = BUF_INIT;
 	struct jw w;
@@ -39,10 +42,24 @@ mail_queue_or_reply(struct request *r, enum mail_template t,
 	if (token != NULL)
 		jw_kstr(&w, "token", token);
 	jw_end(&w);
-	res = sql_run_or_reply(r, STMT_OUTBOX_INSERT, ARGS(user_id, to,
-	    templates[t].name, language, payload.p));
+	res = sql_run(r, STMT_OUTBOX_INSERT, ARGS(user_id, to,
+	    templates[t].name, language, payload.p), err);
 	buf_free(&payload);
 	return res != NULL ? 0 : -1;
+}
+
+int
+mail_queue_or_reply(struct request *r, enum mail_template t,
+    const char *user_id, const char *to, const char *language,
+    const char *first_name, const char *token)
+{
+	struct db_err err;
+
+	if (mail_queue(r, t, user_id, to, language, first_name, token,
+	    &err) == 0)
+		return 0;
+	reply_db_error(r, &err);
+	return -1;
 }
 
 void

@@ -7,6 +7,7 @@
 #define MIKY_APP_MAIL_H
 
 #include "lib/buf.h"
+#include "lib/db.h"
 
 struct request;
 
@@ -15,6 +16,9 @@ enum mail_template {
 	MAIL_RESET,
 	MAIL_ALREADY_REGISTERED,
 	MAIL_PASSWORD_CHANGED,
+	MAIL_REFERRAL_CREDITS,	/* a referral activated: credits earned */
+	MAIL_REFERRAL_CASH,	/* a referral qualified: cash earned */
+	MAIL_PAYMENT_FAILED,	/* a subscription payment failed */
 	MAIL__MAX
 };
 
@@ -25,6 +29,10 @@ enum mail_template {
 int	mail_queue_or_reply(struct request *, enum mail_template,
 	    const char *user_id, const char *to, const char *language,
 	    const char *first_name, const char *token);
+/* The same without a reply: 0, or -1 with *err set. */
+int	mail_queue(struct request *, enum mail_template, const char *user_id,
+	    const char *to, const char *language, const char *first_name,
+	    const char *token, struct db_err *);
 
 /* Appends the link of a mail: its page, and the token if it has one. */
 void	mail_link(struct buf *, enum mail_template, const char *token);

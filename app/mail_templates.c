@@ -56,6 +56,26 @@ static const struct lang {
 	    "If it wasn't you, reset your password now to secure your "
 	    "account." },
 	    "Reset your password", { NULL } },
+	[MAIL_REFERRAL_CREDITS] = { "A friend joined: you earned credits – Miky",
+	    { "Good news: a friend you invited to Miky has just had their "
+	    "first chat. Your referral reward in credits has been added to "
+	    "your balance.",
+	    "If they also become a paying customer, you will earn referral "
+	    "cash too." },
+	    "See your referrals", { NULL } },
+	[MAIL_REFERRAL_CASH] = { "You earned referral cash – Miky",
+	    { "A friend you invited to Miky has just made their first "
+	    "payment, so you have earned referral cash.",
+	    "Once your balance reaches the minimum, you can ask for a "
+	    "cash-out to PayPal or your bank account." },
+	    "See your rewards", { NULL } },
+	[MAIL_PAYMENT_FAILED] = { "Your payment didn't go through – Miky",
+	    { "We couldn't take the payment for your Miky subscription. We "
+	    "will try again over the next few days.",
+	    "To keep your plan without interruption, please check or update "
+	    "your payment method." },
+	    "Update your payment method",
+	    { "If you have already fixed it, you can ignore this email." } },
 	} },
 	{ "it", "Ciao", "Se il pulsante non funziona, copia questo link nel "
 	    "browser:", "Il team di Miky", {
@@ -88,6 +108,28 @@ static const struct lang {
 	    "Se invece non l'hai cambiata tu, reimposta subito la password "
 	    "per mettere al sicuro il tuo account." },
 	    "Reimposta la password", { NULL } },
+	[MAIL_REFERRAL_CREDITS] = { "Un amico si è unito: hai guadagnato "
+	    "crediti – Miky",
+	    { "buone notizie: un amico che hai invitato su Miky ha appena "
+	    "fatto la sua prima chat. La tua ricompensa in crediti è stata "
+	    "aggiunta al tuo saldo.",
+	    "Se diventerà anche un cliente pagante, guadagnerai anche un "
+	    "premio in denaro." },
+	    "Vedi i tuoi inviti", { NULL } },
+	[MAIL_REFERRAL_CASH] = { "Hai guadagnato un premio in denaro – Miky",
+	    { "un amico che hai invitato su Miky ha appena effettuato il suo "
+	    "primo pagamento: hai guadagnato un premio in denaro.",
+	    "Quando il saldo raggiunge il minimo, puoi chiederne il "
+	    "pagamento su PayPal o sul tuo conto bancario." },
+	    "Vedi i tuoi premi", { NULL } },
+	[MAIL_PAYMENT_FAILED] = { "Il pagamento non è andato a buon fine – "
+	    "Miky",
+	    { "non siamo riusciti ad addebitare il pagamento del tuo "
+	    "abbonamento Miky. Riproveremo nei prossimi giorni.",
+	    "Per non interrompere il tuo piano, controlla o aggiorna il tuo "
+	    "metodo di pagamento." },
+	    "Aggiorna il metodo di pagamento",
+	    { "Se hai già risolto, puoi ignorare questa email." } },
 	} },
 };
 

@@ -441,6 +441,7 @@ mailer_main(void)
 		.size = 1,
 		.statement_timeout_ms = (int)conf.statement_timeout_ms,
 		.acquire_timeout_ms = 5000,
+		.connect_timeout_ms = (int)conf.db_connect_timeout_ms,
 		.stmts = sql_stmts,
 		.nstmts = STMT__MAX,
 		.application_name = "miky-mailer",

@@ -64,6 +64,27 @@ static const struct route routes[] = {
 	{ "POST", "/api/chat/send", chat_send, USER, 256 * KB, chat_send_in },
 	{ "POST", "/api/chat/voice-to-text", chat_voice, USER, 25 * MB, NULL },
 
+	{ "GET", "/api/payments/plans", payments_plans, PUBLIC, 0, NULL },
+	{ "POST", "/api/payments/create-subscription",
+	    payments_create_subscription, USER, 64 * KB, payments_plan_in },
+	{ "POST", "/api/payments/update-subscription",
+	    payments_update_subscription, USER, 64 * KB, payments_plan_in },
+	{ "POST", "/api/payments/cancel-subscription",
+	    payments_cancel_subscription, USER, 64 * KB, payments_cancel_in },
+	{ "POST", "/api/payments/buy-credits", payments_buy_credits, USER,
+	    64 * KB, payments_pack_in },
+	{ "GET", "/api/payments/transactions", payments_transactions, USER, 0,
+	    NULL },
+	/* Stripe-signed raw bytes: no JSON spec, no content-type rule. */
+	{ "POST", "/api/payments/webhook", payments_webhook, PUBLIC, 1 * MB,
+	    NULL },
+
+	{ "GET", "/api/referrals/stats", referrals_stats, USER, 0, NULL },
+	{ "GET", "/api/referrals/share-link", referrals_share_link, USER, 0,
+	    NULL },
+	{ "POST", "/api/referrals/cashout", referrals_cashout, USER, 64 * KB,
+	    referrals_cashout_in },
+
 	{ "GET", "/api/admin/stats", admin_stats, ADMIN, 0, NULL },
 	{ "GET", "/api/admin/users", admin_users, ADMIN, 0, NULL },
 	{ "PUT", "/api/admin/users/:id", admin_user_update, ADMIN, 64 * KB,

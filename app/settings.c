@@ -30,6 +30,7 @@ const char *const persona_ids[PERSONA_COUNT + 1] = {
 
 static const char *check_plans(const cJSON *);
 static const char *check_packs(const cJSON *);
+static const char *check_currency(const cJSON *);
 static const char *check_models(const cJSON *);
 static const char *check_personas(const cJSON *);
 
@@ -88,6 +89,8 @@ const struct setting_def setting_defs[SET__MAX] = {
 	    "stripe_price_id"),
 	[SET_CREDIT_PACKS] = JSON("credit_packs", "[]", check_packs,
 	    "credit packs: [{id, credits, price_cents}]"),
+	[SET_CURRENCY] = JSON("currency", "\"usd\"", check_currency,
+	    "ISO 4217 code of every price, lower case (Stripe's form)"),
 	[SET_MODELS] = JSON("models",
 	    "{\"free\":\"gpt-4o-mini\",\"plus\":\"gpt-4o\","
 	    "\"business\":\"gpt-4o\"}", check_models, "model by plan"),
@@ -96,7 +99,8 @@ const struct setting_def setting_defs[SET__MAX] = {
 	    "system_prompt"),
 };
 
-static const char *const plan_ids[] = { "free", "plus", "business", NULL };
+const char *const plan_ids[PLAN_COUNT + 1] = { "free", "plus", "business",
+	NULL };
 
 struct settings {
 	atomic_int	 refs;
@@ -459,6 +463,16 @@ check_packs(const cJSON *v)
 }
 
 static const char *
+check_currency(const cJSON *v)
+{
+	const char *c = cJSON_IsString(v) ? v->valuestring : "";
+
+	if (strlen(c) != 3 || strspn(c, "abcdefghijklmnopqrstuvwxyz") != 3)
+		return "must be a currency code of three lower-case letters";
+	return NULL;
+}
+
+static const char *
 check_models(const cJSON *v)
 {
 	int i;
@@ -514,6 +528,74 @@ str(const cJSON *obj, const char *key)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void
+plan_from(const cJSON *one, struct plan *p)
+{
+	p->id = one->string;
+	p->name = str(one, "name");
+	p->price_cents = (long long)cJSON_GetObjectItemCaseSensitive(one,
+	    "price_cents")->valuedouble;
+	p->monthly_credits = (long long)cJSON_GetObjectItemCaseSensitive(one,
+	    "monthly_credits")->valuedouble;
+	p->price_id = str(one, "stripe_price_id");
+}
+
+/* The checked setting guarantees every member read below. */
+int
+settings_plan(const struct settings *s, const char *id, struct plan *p)
+{
+	const cJSON *one = cJSON_GetObjectItemCaseSensitive(s->json[SET_PLANS],
+	    id);
+
+	if (!cJSON_IsObject(one))
+		return -1;
+	plan_from(one, p);
+	return 0;
+}
+
+int
+settings_plan_by_price(const struct settings *s, const char *price_id,
+    struct plan *p)
+{
+	const cJSON *one;
+
+	cJSON_ArrayForEach(one, s->json[SET_PLANS]) {
+		const char *pid = str(one, "stripe_price_id");
+
+		if (price_id != NULL && pid != NULL &&
+		    strcmp(pid, price_id) == 0) {
+			plan_from(one, p);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+settings_pack(const struct settings *s, const char *id, struct pack *p)
+{
+	const cJSON *one;
+
+	cJSON_ArrayForEach(one, s->json[SET_CREDIT_PACKS]) {
+		if (strcmp(str(one, "id"), id) != 0)
+			continue;
+		p->id = str(one, "id");
+		p->credits = (long long)cJSON_GetObjectItemCaseSensitive(one,
+		    "credits")->valuedouble;
+		p->price_cents = (long long)cJSON_GetObjectItemCaseSensitive(
+		    one, "price_cents")->valuedouble;
+		p->price_id = str(one, "stripe_price_id");
+		return 0;
+	}
+	return -1;
+}
+
+const char *
+settings_currency(const struct settings *s)
+{
+	return s->json[SET_CURRENCY]->valuestring;
 }
 
 int

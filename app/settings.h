@@ -46,6 +46,7 @@ enum setting {
 	SET_VOICE_MAX_CONCURRENT,
 	SET_PLANS,
 	SET_CREDIT_PACKS,
+	SET_CURRENCY,
 	SET_MODELS,
 	SET_PERSONAS,
 	SET__MAX
@@ -67,6 +68,9 @@ struct setting_def {
 };
 
 extern const struct setting_def setting_defs[SET__MAX];
+
+#define PLAN_COUNT	3
+extern const char *const plan_ids[PLAN_COUNT + 1];	/* free plus business */
 
 #define PERSONA_COUNT	10
 extern const char *const persona_ids[PERSONA_COUNT + 1];
@@ -113,6 +117,31 @@ void		 settings_write(struct jw *, const PGresult *rows);
 void		 settings_describe(FILE *);
 /* The model of a plan (models setting), never NULL. */
 const char	*settings_model(const struct settings *, const char *plan);
+/* A plan of the plans setting, and a credit pack of credit_packs. */
+struct plan {
+	const char	*id;
+	const char	*name;
+	long long	 price_cents;
+	long long	 monthly_credits;
+	const char	*price_id;	/* stripe_price_id, or NULL */
+};
+struct pack {
+	const char	*id;
+	long long	 credits;
+	long long	 price_cents;
+	const char	*price_id;	/* stripe_price_id, or NULL */
+};
+/* Fills *p for a plan id; -1 if unknown. */
+int		 settings_plan(const struct settings *, const char *id,
+		    struct plan *p);
+/* Fills *p for the plan sold at Stripe price price_id; -1 if none. */
+int		 settings_plan_by_price(const struct settings *,
+		    const char *price_id, struct plan *p);
+/* Fills *p for a pack id; -1 if unknown. */
+int		 settings_pack(const struct settings *, const char *id,
+		    struct pack *p);
+/* The currency of prices, lower case ("usd"). */
+const char	*settings_currency(const struct settings *);
 /* Fills *p for a persona id; -1 if unknown or badly configured. */
 int		 settings_persona(const struct settings *, const char *id,
 		    struct persona *p);

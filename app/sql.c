@@ -178,28 +178,43 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id < $2)"
 	    " ORDER BY l.id DESC LIMIT $3", 3, LP__N, DB_RETRY),
 	/*
-	 * The data export, read in one snapshot: conversations, then their
-	 * messages in the same order, the ledger, transactions, referrals.
+	 * The data export, read in one snapshot and in pages: each list in
+	 * keyset order, a page at a time after the last row of the one
+	 * before (NULL: from the start), so no statement reads a whole
+	 * account and none runs long.  Each row starts with its key
+	 * (api_us(created_at), id; the ledger's id), then the object.
 	 */
 	S(STMT_SNAPSHOT,
 	    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, 0, 0),
 	S(STMT_EXPORT_CONVS,
-	    "SELECT " CONV_COLS("c") " FROM conversations c"
-	    " WHERE c.user_id = $1 ORDER BY c.created_at, c.id", 1, CONV_NCOLS, 0),
+	    "SELECT api_us(c.created_at), c.id, " CONV_COLS("c")
+	    " FROM conversations c WHERE c.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (c.created_at, c.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY c.created_at, c.id LIMIT $4", 4, EK__N + CONV_NCOLS, 0),
 	S(STMT_EXPORT_MESSAGES,
-	    "SELECT " MSG_COLS("m") " FROM messages m"
-	    " JOIN conversations c ON c.id = m.conversation_id"
-	    " AND c.user_id = m.user_id WHERE m.user_id = $1"
-	    " ORDER BY c.created_at, c.id, m.created_at, m.id", 1, MSG_NCOLS, 0),
+	    "SELECT api_us(m.created_at), m.id, " MSG_COLS("m")
+	    " FROM messages m WHERE m.conversation_id = $2 AND m.user_id = $1"
+	    " AND ($3::bigint IS NULL OR (m.created_at, m.id)"
+	    "  > (api_from_us($3), $4::uuid))"
+	    " ORDER BY m.created_at, m.id LIMIT $5", 5, EK__N + MSG_NCOLS, 0),
 	S(STMT_EXPORT_LEDGER,
-	    "SELECT " LEDGER_COLS("l") " FROM credit_ledger l"
-	    " WHERE l.user_id = $1 ORDER BY l.id", 1, LEDGER_NCOLS, 0),
+	    "SELECT l.id, " LEDGER_COLS("l") " FROM credit_ledger l"
+	    " WHERE l.user_id = $1 AND ($2::bigint IS NULL OR l.id > $2)"
+	    " ORDER BY l.id LIMIT $3", 3, EL__N + LEDGER_NCOLS, 0),
 	S(STMT_EXPORT_TRANSACTIONS,
-	    "SELECT " TX_COLS("t") " FROM transactions t"
-	    " WHERE t.user_id = $1 ORDER BY t.created_at, t.id", 1, TX_NCOLS, 0),
+	    "SELECT api_us(t.created_at), t.id, " TX_COLS("t")
+	    " FROM transactions t WHERE t.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (t.created_at, t.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY t.created_at, t.id LIMIT $4", 4, EK__N + TX_NCOLS, 0),
 	S(STMT_EXPORT_REFERRALS,
-	    "SELECT " REFERRAL_COLS("r") " FROM referrals r WHERE r.user_id = $1"
-	    " ORDER BY r.created_at, r.id", 1, REFERRAL_NCOLS, 0),
+	    "SELECT api_us(r.created_at), r.id, " REFERRAL_COLS("r")
+	    " FROM referrals r WHERE r.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (r.created_at, r.id)"
+	    "  > (api_from_us($2), $3::uuid))"
+	    " ORDER BY r.created_at, r.id LIMIT $4", 4,
+	    EK__N + REFERRAL_NCOLS, 0),
 	S(STMT_USER_DELETE, "DELETE FROM users WHERE id = $1", 1, 0, 0),
 
 	/* Most recently updated first; the cursor is (updated_at, id). */
@@ -326,32 +341,295 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    " WHERE conversation_id = $1 AND user_id = $2 AND id <> $3"
 	    " ORDER BY created_at DESC, id DESC LIMIT $4", 4, HI__N, 0),
 	/*
-	 * A referred user's first completed turn activates the referral
-	 * (STMT_REFERRAL_PENDING finds it) and rewards the referrer once,
-	 * with $2 credits up to $3 rewarded referrals a calendar month
-	 * (UTC).  The caller holds the referrer's row lock, so activations
+	 * Referrals (referrals.c).  A referred user's first completed turn
+	 * activates the referral (STMT_REFERRAL_OF finds it) and rewards
+	 * the referrer once, with $2 credits, if fewer than $3 of the
+	 * referrer's referrals were rewarded this calendar month (UTC);
+	 * past the cap it activates unrewarded, and will earn no cash
+	 * either.  The caller holds the referrer's row lock, so activations
 	 * of one referrer's invitees count the month one at a time; the
 	 * ledger's unique (reason, ref) makes the reward once per referral.
+	 * No row: it was not pending.  A row: the referrer to tell, with
+	 * the credits (0: none, or no account any more).
 	 */
-	S(STMT_REFERRAL_PENDING,
-	    "SELECT id, user_id FROM referrals"
-	    " WHERE referred_user_id = $1 AND status = 'pending'", 1, RP__N,
-	    0),
+	S(STMT_REFERRAL_OF,
+	    "SELECT id, user_id, status FROM referrals"
+	    " WHERE referred_user_id = $1", 1, RF__N, 0),
 	S(STMT_REFERRAL_ACTIVATE,
-	    "WITH r AS (UPDATE referrals f SET status = 'activated',"
-	    "  activated_at = now(),"
-	    "  credits_awarded = CASE WHEN (SELECT count(*) FROM referrals o"
-	    "   WHERE o.user_id = f.user_id AND o.credits_awarded > 0"
-	    "   AND o.activated_at >= date_trunc('month', now())) < $3::int"
-	    "   THEN $2::int ELSE 0 END"
-	    "  WHERE f.id = $1 AND f.status = 'pending'"
+	    "WITH n AS (SELECT count(*) < $3::int AS ok FROM referrals o"
+	    "  WHERE o.user_id = (SELECT user_id FROM referrals WHERE id = $1)"
+	    "  AND o.rewarded AND o.activated_at >= date_trunc('month', now())),"
+	    " r AS (UPDATE referrals f SET status = 'activated',"
+	    "  activated_at = now(), rewarded = n.ok,"
+	    "  credits_awarded = CASE WHEN n.ok THEN $2::int ELSE 0 END"
+	    "  FROM n WHERE f.id = $1 AND f.status = 'pending'"
 	    "  RETURNING f.id, f.user_id, f.credits_awarded),"
 	    " u AS (UPDATE users SET credits = credits + r.credits_awarded"
 	    "  FROM r WHERE users.id = r.user_id AND r.credits_awarded > 0"
-	    "  RETURNING users.id, users.credits, r.credits_awarded, r.id AS rid)"
-	    " INSERT INTO credit_ledger (user_id, delta, balance_after, reason,"
-	    "  ref) SELECT id, credits_awarded, credits, 'referral',"
-	    "  'activation:' || rid FROM u", 3, 0, 0),
+	    "  RETURNING users.id, users.credits, r.credits_awarded,"
+	    "  r.id AS rid, users.email, users.first_name, users.language),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, credits_awarded, credits, 'referral',"
+	    "  'activation:' || rid FROM u)"
+	    " SELECT r.id, u.email, u.first_name, u.language,"
+	    " coalesce(u.credits_awarded, 0)::bigint FROM r"
+	    " LEFT JOIN u ON u.rid = r.id", 3, RW__N, 0),
+	/* The referee's first successful payment, if any. */
+	S(STMT_FIRST_PAYMENT,
+	    "SELECT id FROM transactions WHERE user_id = $1"
+	    " AND type IN ('credits', 'subscription') AND status = 'completed'"
+	    " AND amount > 0 ORDER BY created_at, id LIMIT 1", 1, 1, 0),
+	/*
+	 * An activated referral qualifies at payment $2: the referrer earns
+	 * $3 cents if the activation was rewarded (within the cap), with
+	 * its cash ledger row and a 'referral' transaction, once (the
+	 * status moves once; the ledger and the transaction are unique on
+	 * the referral).  Under the referee's and then the referrer's row
+	 * lock.  No row: not activated (pending, or qualified already).
+	 */
+	S(STMT_REFERRAL_QUALIFY,
+	    "WITH r AS (UPDATE referrals SET status = 'qualified',"
+	    "  qualified_at = now(), qualified_transaction_id = $2,"
+	    "  cash_awarded = CASE WHEN rewarded THEN $3::bigint / 100.0"
+	    "  ELSE 0 END"
+	    "  WHERE id = $1 AND status = 'activated'"
+	    "  RETURNING id, user_id, cash_awarded),"
+	    " u AS (UPDATE users SET cash_earned = users.cash_earned"
+	    "  + r.cash_awarded FROM r"
+	    "  WHERE users.id = r.user_id AND r.cash_awarded > 0"
+	    "  RETURNING users.id, users.cash_earned, r.cash_awarded,"
+	    "  r.id AS rid, users.email, users.first_name, users.language),"
+	    " c AS (INSERT INTO cash_ledger (user_id, delta_cents,"
+	    "  earned_after_cents, reason, ref)"
+	    "  SELECT id, (cash_awarded * 100)::bigint,"
+	    "  (cash_earned * 100)::bigint, 'referral', rid::text FROM u),"
+	    " x AS (INSERT INTO transactions (user_id, type, amount, status,"
+	    "  referral_id, description) SELECT id, 'referral', cash_awarded,"
+	    "  'completed', rid, 'Referral reward' FROM u)"
+	    " SELECT r.id, u.email, u.first_name, u.language,"
+	    " (coalesce(u.cash_awarded, 0) * 100)::bigint FROM r"
+	    " LEFT JOIN u ON u.rid = r.id", 3, RW__N, 0),
+
+	/* Payments (payments.c): the caller's Stripe state. */
+	S(STMT_PAY_STATE,
+	    "SELECT stripe_customer_id, stripe_subscription_id,"
+	    " subscription_status, subscription_plan,"
+	    " floor(date_part('epoch', subscription_current_period_end))::int8,"
+	    " subscription_cancel_at_period_end, email"
+	    " FROM users WHERE id = $1", 1, PS__N, DB_RETRY),
+	/* No row: the user has a customer already (or is gone). */
+	S(STMT_PAY_SET_CUSTOMER,
+	    "UPDATE users SET stripe_customer_id = $2"
+	    " WHERE id = $1 AND stripe_customer_id IS NULL"
+	    " RETURNING stripe_customer_id", 2, 1, 0),
+	/* Newest first; the cursor is (created_at, id). */
+	S(STMT_TX_PAGE,
+	    "SELECT api_us(t.created_at), t.id, " TX_COLS("t")
+	    " FROM transactions t WHERE t.user_id = $1"
+	    " AND ($2::bigint IS NULL OR (t.created_at, t.id)"
+	    "  < (api_from_us($2), $3::uuid))"
+	    " ORDER BY t.created_at DESC, t.id DESC LIMIT $4", 4, XP__N,
+	    DB_RETRY),
+
+	/*
+	 * The Stripe webhook (webhook.c, whose head comment gives the lock
+	 * order and why every grant happens once).  An event is recorded
+	 * first, in the transaction of its effect: no row back means it was
+	 * recorded before (a replay), and a concurrent delivery of the same
+	 * event waits here until the first commits or rolls back.
+	 */
+	S(STMT_EVENT_RECORD,
+	    "INSERT INTO stripe_events (id, type, payload, outcome, created_at,"
+	    " processed_at) VALUES ($1, $2, $3::jsonb, $4,"
+	    " to_timestamp($5::bigint), now())"
+	    " ON CONFLICT (id) DO NOTHING RETURNING id", 5, 1, 0),
+	/* The payer, by Stripe customer or else by our metadata, locked. */
+	S(STMT_PAYER_LOCK,
+	    "SELECT id, email, first_name, language FROM users"
+	    " WHERE id = coalesce((SELECT id FROM users"
+	    "  WHERE stripe_customer_id = $1), $2::uuid)"
+	    " FOR NO KEY UPDATE", 2, PL__N, 0),
+	S(STMT_CUSTOMER_LINK,
+	    "UPDATE users SET stripe_customer_id = $2"
+	    " WHERE id = $1 AND stripe_customer_id IS NULL"
+	    " AND NOT EXISTS (SELECT 1 FROM users o"
+	    "  WHERE o.stripe_customer_id = $2)", 2, 0, 0),
+	/*
+	 * The subscription mirror, moved by an event created at $7 (unix):
+	 * subscription $2, status $3, plan $4, period end $5, cancel at
+	 * period end $6 (NULL: unchanged).  Applied only if
+	 *  - it is not older than the last event applied (a canceled
+	 *    subscription's own 'canceled' always applies; with $7 NULL, an
+	 *    event without a clock, only while none was applied),
+	 *  - a subscription canceled stays canceled (Stripe never revives
+	 *    one), and
+	 *  - it is the user's subscription, or the user has none live (a
+	 *    new one after the end of the last).
+	 * The plan follows: a live subscription's plan, else 'free'.
+	 */
+	S(STMT_SUB_APPLY,
+	    "UPDATE users SET stripe_subscription_id = $2,"
+	    " subscription_status = coalesce($3, subscription_status),"
+	    " subscription_plan = coalesce($4, subscription_plan),"
+	    " subscription_current_period_end = coalesce(to_timestamp($5::bigint),"
+	    "  subscription_current_period_end),"
+	    " subscription_cancel_at_period_end = coalesce($6::boolean,"
+	    "  subscription_cancel_at_period_end),"
+	    " plan = CASE WHEN coalesce($3, subscription_status) IN ('active',"
+	    "  'trialing', 'past_due') THEN coalesce($4, subscription_plan, plan)"
+	    "  WHEN $3 IS NULL THEN plan ELSE 'free' END,"
+	    " subscription_event_at = greatest(subscription_event_at,"
+	    "  to_timestamp($7::bigint))"
+	    " WHERE id = $1"
+	    " AND (subscription_event_at IS NULL"
+	    "  OR to_timestamp($7::bigint) >= subscription_event_at"
+	    "  OR ($3 = 'canceled' AND stripe_subscription_id = $2))"
+	    " AND NOT coalesce(stripe_subscription_id = $2"
+	    "  AND subscription_status = 'canceled'"
+	    "  AND $3 IS DISTINCT FROM 'canceled', false)"
+	    " AND (stripe_subscription_id IS NULL OR stripe_subscription_id = $2"
+	    "  OR subscription_status IS NULL OR subscription_status NOT IN"
+	    "  ('active', 'trialing', 'past_due'))"
+	    " RETURNING id", 7, 1, 0),
+	/*
+	 * A payment, recorded once on its business key -- the Checkout
+	 * Session ($2) of a pack, the invoice ($2) of a plan -- and moved
+	 * only forward: pending to completed or failed, failed (an invoice
+	 * Stripe retries) to completed; completed and refunded are final.
+	 * The step to completed grants its credits with their ledger row
+	 * in the same statement, so a grant happens exactly when a
+	 * transaction becomes completed: once.  A row back: this call moved
+	 * it (its new status); no row: nothing changed.
+	 */
+#define TX_MOVES							\
+	" WHERE (transactions.status = 'pending'"			\
+	"  AND EXCLUDED.status <> 'pending')"				\
+	"  OR (transactions.status = 'failed'"				\
+	"  AND EXCLUDED.status = 'completed')"				\
+	" RETURNING id, user_id, status, amount, credits)"
+#define TX_GRANT(reason)						\
+	" u AS (UPDATE users SET credits = users.credits + t.credits FROM t" \
+	"  WHERE users.id = t.user_id AND t.status = 'completed'"	\
+	"  AND t.credits > 0"						\
+	"  RETURNING users.id, users.credits, t.credits AS delta),"	\
+	" l AS (INSERT INTO credit_ledger (user_id, delta, balance_after," \
+	"  reason, ref) SELECT id, delta, credits, '" reason "', $2 FROM u)" \
+	" SELECT t.id, t.status, (t.amount * 100)::bigint, t.credits FROM t"
+	S(STMT_CHECKOUT_RECORD,
+	    "WITH t AS (INSERT INTO transactions (user_id, type, amount,"
+	    "  credits, status, pack, stripe_checkout_session_id,"
+	    "  stripe_payment_intent_id, description)"
+	    "  VALUES ($1, 'credits', $4::bigint / 100.0, $5, $3, $6, $2, $7,"
+	    "  'Credit pack ' || $6)"
+	    "  ON CONFLICT (stripe_checkout_session_id) DO UPDATE"
+	    "  SET status = EXCLUDED.status, stripe_payment_intent_id ="
+	    "  coalesce(EXCLUDED.stripe_payment_intent_id,"
+	    "  transactions.stripe_payment_intent_id)" TX_MOVES ","
+	    TX_GRANT("purchase"), 7, PY__N, 0),
+	S(STMT_INVOICE_RECORD,
+	    "WITH t AS (INSERT INTO transactions (user_id, type, amount,"
+	    "  credits, status, plan, stripe_invoice_id,"
+	    "  stripe_payment_intent_id, stripe_charge_id, description)"
+	    "  VALUES ($1, 'subscription', $4::bigint / 100.0, $5, $3, $6, $2,"
+	    "  $7, $8, 'Plan ' || $6)"
+	    "  ON CONFLICT (stripe_invoice_id) DO UPDATE"
+	    "  SET status = EXCLUDED.status, amount = EXCLUDED.amount,"
+	    "  credits = EXCLUDED.credits,"
+	    "  plan = coalesce(EXCLUDED.plan, transactions.plan),"
+	    "  stripe_payment_intent_id = coalesce("
+	    "  EXCLUDED.stripe_payment_intent_id,"
+	    "  transactions.stripe_payment_intent_id),"
+	    "  stripe_charge_id = coalesce(EXCLUDED.stripe_charge_id,"
+	    "  transactions.stripe_charge_id)" TX_MOVES ","
+	    TX_GRANT("subscription"), 8, PY__N, 0),
+	/* The payment a refunded charge paid for. */
+	S(STMT_TX_BY_CHARGE,
+	    "SELECT id, user_id FROM transactions"
+	    " WHERE type IN ('credits', 'subscription') AND user_id IS NOT NULL"
+	    " AND (stripe_payment_intent_id = $1 OR stripe_charge_id = $2"
+	    "  OR stripe_invoice_id = $3)"
+	    " ORDER BY created_at, id LIMIT 1", 3, TC__N, 0),
+	/*
+	 * A completed payment refunded, once (the status moves once), with
+	 * its credits taken back as far as the balance allows: a ledger row
+	 * 'refund', never below zero.  Under the payer's row lock, so the
+	 * balance read is the balance.  No row: not completed.
+	 */
+	S(STMT_TX_REFUND,
+	    "WITH t AS (UPDATE transactions SET status = 'refunded'"
+	    "  WHERE id = $1 AND status = 'completed'"
+	    "  RETURNING id, user_id, credits),"
+	    " x AS (SELECT u.id, least(u.credits, t.credits::bigint) AS take,"
+	    "  t.id AS tid FROM users u JOIN t ON u.id = t.user_id),"
+	    " u AS (UPDATE users SET credits = users.credits - x.take FROM x"
+	    "  WHERE users.id = x.id AND x.take > 0"
+	    "  RETURNING users.id, users.credits, x.take, x.tid),"
+	    " l AS (INSERT INTO credit_ledger (user_id, delta, balance_after,"
+	    "  reason, ref) SELECT id, -take, credits, 'refund', tid::text"
+	    "  FROM u)"
+	    " SELECT t.id, coalesce(x.take, 0) FROM t"
+	    " LEFT JOIN x ON x.tid = t.id", 1, TR__N, 0),
+	S(STMT_REFERRAL_BY_TX,
+	    "SELECT id, user_id, status FROM referrals"
+	    " WHERE qualified_transaction_id = $1 AND NOT cash_clawed_back",
+	    1, RF__N, 0),
+	/*
+	 * Referral $1's cash taken back from referrer $2, once, as far as
+	 * it is neither paid out nor in a pending cash-out: available never
+	 * goes below zero.  With a cash ledger row 'clawback', and the
+	 * reward's transaction marked refunded.  Under the referrer's row
+	 * lock, which every change of its cash takes.  Returns the cents
+	 * taken; no row: clawed back already.
+	 */
+#define CASH_PENDING(u)							\
+	"coalesce((SELECT sum(p.amount) FROM transactions p"		\
+	" WHERE p.user_id = " u ".id AND p.type = 'cashout'"		\
+	" AND p.status = 'pending'), 0)"
+#define CASH_AVAILABLE(u)						\
+	"(" u ".cash_earned - " u ".cash_paid_out - " CASH_PENDING(u) ")"
+	S(STMT_REFERRAL_CLAWBACK,
+	    "WITH a AS (SELECT greatest(" CASH_AVAILABLE("u") ", 0) AS avail"
+	    "  FROM users u WHERE u.id = $2),"
+	    " c AS (SELECT f.id, f.user_id, least(f.cash_awarded, a.avail)"
+	    "  AS take FROM referrals f, a WHERE f.id = $1 AND f.user_id = $2"
+	    "  AND NOT f.cash_clawed_back),"
+	    " r AS (UPDATE referrals SET cash_clawed_back = true,"
+	    "  cash_awarded = referrals.cash_awarded - c.take FROM c"
+	    "  WHERE referrals.id = c.id RETURNING referrals.id),"
+	    " u AS (UPDATE users SET cash_earned = users.cash_earned - c.take"
+	    "  FROM c WHERE users.id = c.user_id AND c.take > 0"
+	    "  RETURNING users.id, users.cash_earned, c.take, c.id AS rid),"
+	    " l AS (INSERT INTO cash_ledger (user_id, delta_cents,"
+	    "  earned_after_cents, reason, ref)"
+	    "  SELECT id, -(take * 100)::bigint, (cash_earned * 100)::bigint,"
+	    "  'clawback', rid::text FROM u),"
+	    " x AS (UPDATE transactions SET status = 'refunded' FROM u"
+	    "  WHERE transactions.referral_id = u.rid"
+	    "  AND transactions.status = 'completed')"
+	    " SELECT (c.take * 100)::bigint FROM c", 2, 1, 0),
+
+	S(STMT_REFERRAL_STATS,
+	    "SELECT u.referral_code, u.referrals_count,"
+	    " (SELECT coalesce(sum(credits_awarded), 0) FROM referrals"
+	    "  WHERE user_id = u.id)::bigint,"
+	    " (u.cash_earned * 100)::bigint, (u.cash_paid_out * 100)::bigint,"
+	    " (" CASH_PENDING("u") " * 100)::bigint"
+	    " FROM users u WHERE u.id = $1", 1, SS__N, DB_RETRY),
+	/*
+	 * A cash-out of $2 cents, pending, if that much is available.  The
+	 * caller holds the user's row lock (taken by an earlier statement,
+	 * so this one's snapshot sees every cash-out committed before it):
+	 * parallel cash-outs are counted one after the other and can never
+	 * take more than available.  No row: not enough available.
+	 */
+	S(STMT_CASHOUT,
+	    "INSERT INTO transactions (user_id, type, amount, status,"
+	    " cashout_method, cashout_destination, description)"
+	    " SELECT u.id, 'cashout', $2::bigint / 100.0, 'pending', $3, $4,"
+	    " 'Cash-out'"
+	    " FROM users u WHERE u.id = $1"
+	    " AND " CASH_AVAILABLE("u") " >= $2::bigint / 100.0"
+	    " RETURNING " TX_COLS("transactions"), 4, TX_NCOLS, 0),
 
 	/*
 	 * The mailer.  One due row, locked for the transaction that sends
@@ -725,6 +1003,12 @@ sql_row_or_reply(struct request *r, enum stmt s, const char *const *params,
 	if (res == NULL)
 		reply_db_error(r, &err);
 	return res;
+}
+
+void
+sql_free(struct request *r, PGresult *res)
+{
+	arena_release(r->arena, res);
 }
 
 bool

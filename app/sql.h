@@ -75,8 +75,28 @@ enum stmt {
 	STMT_CREDITS_GIVE,
 	STMT_MSG_INSERT,
 	STMT_HISTORY,
-	STMT_REFERRAL_PENDING,
+	STMT_REFERRAL_OF,
 	STMT_REFERRAL_ACTIVATE,
+	STMT_FIRST_PAYMENT,
+	STMT_REFERRAL_QUALIFY,
+	/* payments */
+	STMT_PAY_STATE,
+	STMT_PAY_SET_CUSTOMER,
+	STMT_TX_PAGE,
+	/* the Stripe webhook */
+	STMT_EVENT_RECORD,
+	STMT_PAYER_LOCK,
+	STMT_CUSTOMER_LINK,
+	STMT_SUB_APPLY,
+	STMT_CHECKOUT_RECORD,
+	STMT_INVOICE_RECORD,
+	STMT_TX_BY_CHARGE,
+	STMT_TX_REFUND,
+	STMT_REFERRAL_BY_TX,
+	STMT_REFERRAL_CLAWBACK,
+	/* referral stats and cash-outs */
+	STMT_REFERRAL_STATS,
+	STMT_CASHOUT,
 	/* the mailer */
 	STMT_OUTBOX_CLAIM,
 	STMT_OUTBOX_SENT,
@@ -136,8 +156,23 @@ enum { CM_US, CM_ID, CM_MSG, CM__N = CM_MSG + MSG_NCOLS };/* STMT_CONV_MESSAGES 
 enum { UL_CREDITS, UL_PLAN, UL_BANNED, UL__N };		/* STMT_USER_LOCK */
 enum { HT_BALANCE, HT_HOLD, HT__N };			/* STMT_HOLD_TAKE */
 enum { HE_ID, HE_USER, HE__N };				/* STMT_HOLDS_EXPIRED */
+/* STMT_EXPORT_{CONVS,MESSAGES,TRANSACTIONS,REFERRALS}: key, then object. */
+enum { EK_US, EK_ID, EK__N };
+enum { EL_ID, EL__N };				/* STMT_EXPORT_LEDGER, then object */
 enum { HI_SENDER, HI_CONTENT, HI__N };			/* STMT_HISTORY */
-enum { RP_ID, RP_REFERRER, RP__N };			/* STMT_REFERRAL_PENDING */
+enum { RF_ID, RF_REFERRER, RF_STATUS, RF__N };	/* STMT_REFERRAL_OF, _BY_TX */
+/* A reward that landed: STMT_REFERRAL_ACTIVATE, STMT_REFERRAL_QUALIFY. */
+enum { RW_ID, RW_EMAIL, RW_FIRST_NAME, RW_LANGUAGE, RW_AMOUNT, RW__N };
+enum { PS_CUSTOMER, PS_SUB, PS_STATUS, PS_PLAN, PS_PERIOD_END, PS_CANCEL,
+	PS_EMAIL, PS__N };				/* STMT_PAY_STATE */
+enum { XP_US, XP_ID, XP_TX, XP__N = XP_TX + TX_NCOLS };	/* STMT_TX_PAGE */
+enum { PL_ID, PL_EMAIL, PL_FIRST_NAME, PL_LANGUAGE, PL__N };/* STMT_PAYER_LOCK */
+/* A payment recorded: STMT_CHECKOUT_RECORD, STMT_INVOICE_RECORD. */
+enum { PY_ID, PY_STATUS, PY_AMOUNT, PY_CREDITS, PY__N };
+enum { TC_ID, TC_USER, TC__N };				/* STMT_TX_BY_CHARGE */
+enum { TR_ID, TR_TAKEN, TR__N };			/* STMT_TX_REFUND */
+enum { SS_CODE, SS_COUNT, SS_CREDITS, SS_EARNED, SS_PAID, SS_PENDING,
+	SS__N };					/* STMT_REFERRAL_STATS */
 enum { OC_ID, OC_TO, OC_TEMPLATE, OC_LANGUAGE, OC_FIRST_NAME, OC_TOKEN,
 	OC_ATTEMPTS, OC_MESSAGE_ID, OC__N };		/* STMT_OUTBOX_CLAIM */
 
@@ -200,6 +235,11 @@ PGresult	*sql_row(struct request *, enum stmt, const char *const *params,
 		    int nparams, struct db_err *);
 PGresult	*sql_row_or_reply(struct request *, enum stmt,
 		    const char *const *params, int nparams);
+/*
+ * Frees a result now rather than with the request: for a handler that
+ * reads many results in one request (the export's pages).
+ */
+void		 sql_free(struct request *, PGresult *);
 /* True if *err is sql_row()'s "no row" rather than a database error. */
 bool		 sql_no_row(const struct db_err *);
 

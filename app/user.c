@@ -16,6 +16,7 @@
 #include "sql.h"
 #include "lib/clock.h"
 #include "lib/jsonw.h"
+#include "lib/log.h"
 
 enum { PR_FIRST, PR_LAST, PR_LANG };
 const struct jfield user_profile_in[] = {
@@ -206,87 +207,186 @@ user_change_password(struct request *r)
 	reply(r, 200, "application/json", "{}", 2);
 }
 
-/* One export query's rows written with their renderer. */
-static int
-export_list(struct request *r, struct jw *w, const char *key, enum stmt s,
-    void (*render)(struct jw *, const PGresult *, int, int))
-{
-	PGresult *res;
-	int i;
+/*
+ * The data export streams: the document is written a page of rows at a
+ * time and sent whenever EXPORT_FLUSH bytes are ready, so neither the
+ * document nor any result of a whole list is ever held.  One snapshot
+ * (a REPEATABLE READ transaction) keeps the pages consistent.  An error
+ * before the first byte is sent is answered as usual; after it, the
+ * transfer is cut short (reply_abort), never passed off as complete.
+ */
+#define EXPORT_PAGE	500
+#define EXPORT_PAGE_S	"500"
+#define EXPORT_FLUSH	(64 * 1024)
 
-	if ((res = sql_run_or_reply(r, s, ARGS(app_req(r)->user->id))) ==
-	    NULL)
+struct export {
+	struct request	*r;
+	struct buf	 b;
+	struct jw	 w;
+	bool		 started;	/* the response's head is sent */
+	struct db_err	 err;		/* set when a statement failed */
+	void		(*render)(struct jw *, const PGresult *, int, int);
+};
+
+static void
+export_head(struct request *r)
+{
+	req_add_header(r, "Content-Disposition",
+	    "attachment; filename=\"miky-export.json\"");
+}
+
+/* Sends what is written once there is enough of it, or all of it. */
+static int
+export_flush(struct export *x, bool all)
+{
+	if (x->b.len < EXPORT_FLUSH && !(all && x->b.len > 0))
+		return 0;
+	if (!x->started) {
+		export_head(x->r);
+		if (reply_start(x->r, 200, "application/json") != 0)
+			return -1;
+		x->started = true;
+	}
+	if (req_write(x->r, x->b.p, x->b.len, false) != 0)
 		return -1;
-	jw_karr(w, key);
-	for (i = 0; i < sql_rows(res); i++)
-		render(w, res, i, 0);
-	jw_end(w);
+	buf_reset(&x->b);
 	return 0;
 }
+
+/* Writes one row of a page: 0, or -1 to stop. */
+typedef int (*export_row)(struct export *, const PGresult *, int row,
+    int col);
 
 /*
- * Conversations with their messages: both lists come in the same
- * conversation order, so one walk pairs them.
+ * Writes every row of a paged statement (STMT_EXPORT_*), whose
+ * parameters are the user, `scope` unless NULL (a conversation), the
+ * `nkeys` key columns of the previous page's last row (NULL for the
+ * first page) and the page size.  Rows start with those key columns;
+ * the object follows them.  Each page is freed before the next.
  */
 static int
-export_conversations(struct request *r, struct jw *w)
+export_pages(struct export *x, enum stmt s, const char *scope, int nkeys,
+    export_row row)
 {
-	const char *uid = app_req(r)->user->id;
-	PGresult *convs, *msgs;
-	int i, m = 0, nm;
+	char key[EK__N][48];
+	const char *args[3 + EK__N];
+	PGresult *res;
+	int i, k, n, na, rc = 0;
+	bool first = true;
 
-	if ((convs = sql_run_or_reply(r, STMT_EXPORT_CONVS, ARGS(uid))) ==
-	    NULL || (msgs = sql_run_or_reply(r, STMT_EXPORT_MESSAGES,
-	    ARGS(uid))) == NULL)
-		return -1;
-	nm = sql_rows(msgs);
-	jw_karr(w, "conversations");
-	for (i = 0; i < sql_rows(convs); i++) {
-		jw_obj(w);
-		jw_key(w, "conversation");
-		render_conversation(w, convs, i, 0);
-		jw_karr(w, "messages");
-		for (; m < nm && strcmp(sql_str(msgs, m, MSG_CONVERSATION_ID),
-		    sql_str(convs, i, CONV_ID)) == 0; m++)
-			render_message(w, msgs, m, 0);
-		jw_end(w);
-		jw_end(w);
-	}
-	jw_end(w);
+	do {
+		na = 0;
+		args[na++] = app_req(x->r)->user->id;
+		if (scope != NULL)
+			args[na++] = scope;
+		for (k = 0; k < nkeys; k++)
+			args[na++] = first ? NULL : key[k];
+		args[na++] = EXPORT_PAGE_S;
+		if ((res = sql_run(x->r, s, args, na, &x->err)) == NULL)
+			return -1;
+		n = sql_rows(res);
+		for (i = 0; i < n && rc == 0; i++)
+			if (row(x, res, i, nkeys) != 0 ||
+			    export_flush(x, false) != 0)
+				rc = -1;
+		for (k = 0; n > 0 && k < nkeys; k++)
+			snprintf(key[k], sizeof(key[k]), "%s",
+			    sql_str(res, n - 1, k));
+		sql_free(x->r, res);
+		first = false;
+	} while (rc == 0 && n == EXPORT_PAGE);
+	return rc;
+}
+
+static int
+export_object(struct export *x, const PGresult *res, int row, int col)
+{
+	x->render(&x->w, res, row, col);
 	return 0;
 }
+
+/* A conversation and, in pages of their own, its messages. */
+static int
+export_conversation(struct export *x, const PGresult *res, int row,
+    int col)
+{
+	jw_obj(&x->w);
+	jw_key(&x->w, "conversation");
+	render_conversation(&x->w, res, row, col);
+	jw_karr(&x->w, "messages");
+	x->render = render_message;
+	if (export_pages(x, STMT_EXPORT_MESSAGES, sql_str(res, row, EK_ID),
+	    EK__N, export_object) != 0)
+		return -1;
+	jw_end(&x->w);
+	jw_end(&x->w);
+	return 0;
+}
+
+static const struct {
+	const char	*key;
+	enum stmt	 stmt;
+	int		 nkeys;
+	void		(*render)(struct jw *, const PGresult *, int, int);
+} export_lists[] = {
+	{ "ledger", STMT_EXPORT_LEDGER, EL__N, render_ledger },
+	{ "transactions", STMT_EXPORT_TRANSACTIONS, EK__N,
+	    render_transaction },
+	{ "referrals", STMT_EXPORT_REFERRALS, EK__N, render_referral },
+};
 
 void
 user_export(struct request *r)
 {
 	struct user *u = app_req(r)->user;
-	struct buf b = BUF_INIT;
+	struct export x = { .r = r, .b = BUF_INIT };
 	char now[RFC3339_LEN];
-	struct jw w;
+	size_t i;
 
 	clock_rfc3339_now(now);
-	jw_init(&w, &b);
-	jw_obj(&w);
-	jw_kstr(&w, "exported_at", now);
-	jw_key(&w, "profile");
-	render_user(&w, u->row, 0, u->col);
-	if (sql_begin_or_reply(r) != 0 ||
-	    sql_run_or_reply(r, STMT_SNAPSHOT, NO_ARGS) == NULL ||
-	    export_conversations(r, &w) != 0 ||
-	    export_list(r, &w, "ledger", STMT_EXPORT_LEDGER,
-	    render_ledger) != 0 ||
-	    export_list(r, &w, "transactions", STMT_EXPORT_TRANSACTIONS,
-	    render_transaction) != 0 ||
-	    export_list(r, &w, "referrals", STMT_EXPORT_REFERRALS,
-	    render_referral) != 0 || sql_commit_or_reply(r) != 0) {
-		buf_free(&b);
-		return;
+	jw_init(&x.w, &x.b);
+	jw_obj(&x.w);
+	jw_kstr(&x.w, "exported_at", now);
+	jw_key(&x.w, "profile");
+	render_user(&x.w, u->row, 0, u->col);
+	if (sql_begin(r, &x.err) != 0 ||
+	    sql_run(r, STMT_SNAPSHOT, NO_ARGS, &x.err) == NULL)
+		goto fail;
+	jw_karr(&x.w, "conversations");
+	if (export_pages(&x, STMT_EXPORT_CONVS, NULL, EK__N,
+	    export_conversation) != 0)
+		goto fail;
+	jw_end(&x.w);
+	for (i = 0; i < sizeof(export_lists) / sizeof(export_lists[0]); i++) {
+		jw_karr(&x.w, export_lists[i].key);
+		x.render = export_lists[i].render;
+		if (export_pages(&x, export_lists[i].stmt, NULL,
+		    export_lists[i].nkeys, export_object) != 0)
+			goto fail;
+		jw_end(&x.w);
 	}
-	jw_end(&w);
-	req_add_header(r, "Content-Disposition",
-	    "attachment; filename=\"miky-export.json\"");
-	reply_json(r, 200, &b);
-	buf_free(&b);
+	if (sql_commit(r, &x.err) != 0)
+		goto fail;
+	jw_end(&x.w);
+	if (x.started)
+		export_flush(&x, true);
+	else {
+		/* Small enough to go in one piece, with its length. */
+		export_head(r);
+		reply_json(r, 200, &x.b);
+	}
+	buf_free(&x.b);
+	return;
+fail:
+	if (r->client_gone)
+		;	/* nothing more to say to anyone */
+	else if (x.started) {
+		log_warnx("export cut short after it started: %s",
+		    x.err.code != NULL ? x.err.code : "?");
+		reply_abort(r);
+	} else
+		reply_db_error(r, &x.err);
+	buf_free(&x.b);
 }
 
 void

@@ -43,14 +43,14 @@ SECS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNECTIONS:-64}
 WRK_THREADS=${BENCH_THREADS:-2}
-TARGETS=(static fcgi health profile signin conversations conversation)
+TARGETS=(static fcgi health profile signin conversations conversation webhook)
 [[ -n "${BENCH_TARGETS:-}" ]] && read -r -a TARGETS <<<"$BENCH_TARGETS"
 
 TMP=""
 HTTP_PORT=""
 APP_EXTRA_ENV=()
 ORDER=()
-declare -A RPS P50 P99 NON2XX ERRS NOTE
+declare -A RPS P50 P99 NON2XX ERRS NOTE REQS
 
 say() { echo "bench: $*" >&2; }
 die() {
@@ -116,9 +116,11 @@ start_pg() {
 
 # start_app: `miky serve` under spawn-fcgi with only the settings it needs
 # (env -i): a developer's OPENAI_API_KEY, Stripe or SMTP settings never
-# reach a bench run.
+# reach a bench run.  The webhook target signs with WEBHOOK_SECRET.
+WEBHOOK_SECRET=whsec_bench_$(head -c 24 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
 start_app() {
 	local env=(PATH="$PATH" DATABASE_URL="$DATABASE_URL" "${APP_EXTRA_ENV[@]}"
+		STRIPE_WEBHOOK_SECRET="$WEBHOOK_SECRET"
 		JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w0)"
 		PUBLIC_BASE_URL="http://127.0.0.1:$HTTP_PORT"
 		MIKY_MAIL_DIR="$TMP/mail")
@@ -195,13 +197,14 @@ BENCH_PASSWORD='correct horse battery staple'
 SIGNIN_BODY="{\"email\":\"$BENCH_EMAIL\",\"password\":\"$BENCH_PASSWORD\"}"
 # make_user [EMAIL]: sign up and verify EMAIL (default $BENCH_EMAIL).
 make_user() {
-	local email=${1:-$BENCH_EMAIL} link
+	local email=${1:-$BENCH_EMAIL} token
 	check_status signup 202 POST /api/auth/signup \
 		"{\"email\":\"$email\",\"password\":\"$BENCH_PASSWORD\",\"first_name\":\"Bench\",\"last_name\":\"Mark\"}"
-	link=$("$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -Atc \
-		"SELECT payload->>'link' FROM email_outbox WHERE to_addr = '$email' AND template = 'verify' ORDER BY id DESC LIMIT 1")
-	[[ "$link" =~ token=([A-Za-z0-9_-]+) ]] || die "no verification link for $email in the outbox"
-	check_status verify-email 200 POST /api/auth/verify-email "{\"token\":\"${BASH_REMATCH[1]}\"}"
+	token=$("$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -Atc \
+		"SELECT payload->>'token' FROM email_outbox WHERE to_addr = '$email' AND template = 'verify' ORDER BY id DESC LIMIT 1")
+	[[ "$token" =~ ^[A-Za-z0-9_-]+$ ]] || die "no verification token for $email in the outbox"
+	check_status verify-email 200 POST /api/auth/verify-email \
+		"{\"token\":\"$token\",\"password\":\"$BENCH_PASSWORD\"}"
 }
 
 # access_token: a fresh one (they last 15 minutes).
@@ -253,6 +256,7 @@ measure() {
 	line=$(grep '^BENCH ' <<<"$out") || die "$name: no summary from wrk: $out"
 	for kv in ${line#BENCH }; do
 		case ${kv%%=*} in
+		requests) REQS[$name]=${kv#*=} ;;
 		rps) RPS[$name]=${kv#*=} ;;
 		p50_ms) P50[$name]=${kv#*=} ;;
 		p99_ms) P99[$name]=${kv#*=} ;;
@@ -382,6 +386,64 @@ bench_conversation() {
 	note conversation "JWT + user row + 50 messages ($(( ${#out} / 1024 )) KiB)"
 }
 
+# The Stripe webhook: signed invoice.paid deliveries (bench/webhook.pl:
+# new invoices of WEBHOOK_USERS customers, a third of the deliveries
+# duplicates -- the same event again, or another event for the same
+# invoice), BENCH_CONNECTIONS at a time.  Each delivery checks the
+# signature over the raw body, records the event, and for a new invoice
+# locks the payer, records the payment and grants its 2000 credits, in
+# one transaction.  Afterwards the books must be exact: each invoice
+# granted once, every balance equal to the sum of its ledger, every
+# customer credited 2000 per invoice.  The events are signed just before
+# the run (Stripe's 300 s tolerance).
+WEBHOOK_USERS=${WEBHOOK_USERS:-200}
+WEBHOOK_TRIPLES=${WEBHOOK_TRIPLES:-20000}
+bench_webhook() {
+	local threads=$WRK_THREADS out check
+	"$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -qAt -v ON_ERROR_STOP=1 -c "
+		INSERT INTO users (email, password_hash, first_name, last_name,
+		    referral_code, email_verified, stripe_customer_id)
+		SELECT 'hook' || i || '@example.com', password_hash, 'Hook', 'User' || i,
+		    'H' || lpad(translate(i::text, '01', 'AB'), 7, 'Z'), true, 'cus_bench_' || i
+		FROM users, generate_series(1, $WEBHOOK_USERS) i
+		WHERE email = '$BENCH_EMAIL';" >/dev/null || die "webhook: could not make the customers"
+	perl "$BENCH/webhook.pl" "$WEBHOOK_SECRET" "$WEBHOOK_USERS" 500 "$TMP/warm.txt" &&
+		perl "$BENCH/webhook.pl" "$WEBHOOK_SECRET" "$WEBHOOK_USERS" "$WEBHOOK_TRIPLES" \
+		"$TMP/events.txt" || die "webhook: could not sign the events"
+	((threads <= CONNS)) || threads=$CONNS
+	# A delivery of one of them must be a 200 {"received":true}.
+	out=$(head -n 1 "$TMP/warm.txt" | perl -ne 'my ($s, $b) = /^([^\t]*)\t(.*)$/;
+		print "-H\nStripe-Signature: $s\n--data-binary\n$b\n"' |
+		tr '\n' '\0' | xargs -0 curl -sS -m 10 -X POST -H 'Content-Type: application/json' \
+		"http://127.0.0.1:$HTTP_PORT/api/payments/webhook")
+	[[ "$out" == '{"received":true}' ]] || die "webhook: a signed delivery answered $out"
+	say "webhook: warm-up, then $((3 * WEBHOOK_TRIPLES)) signed deliveries at most"
+	settle
+	BENCH_EVENTS="$TMP/warm.txt" BENCH_WRK_THREADS=$threads wrk -t"$threads" -c"$CONNS" \
+		--timeout 10s -s "$BENCH/webhook.lua" -d"${WARMUP}s" \
+		"http://127.0.0.1:$HTTP_PORT/api/payments/webhook" >/dev/null
+	WARMUP=0 measure webhook /api/payments/webhook "$CONNS" BENCH_SCRIPT=webhook.lua \
+		BENCH_EVENTS="$TMP/events.txt" BENCH_WRK_THREADS="$threads"
+	check=$("$ROOT/scripts/pg.sh" psql "$TMP/pg" miky_bench -qAt -F ' ' -v ON_ERROR_STOP=1 -c "
+		SELECT (SELECT count(*) FROM stripe_events),
+		 (SELECT count(DISTINCT payload->'data'->'object'->>'id') FROM stripe_events),
+		 (SELECT count(*) FROM transactions WHERE stripe_invoice_id LIKE 'in_bench_%'),
+		 (SELECT count(*) FROM credit_ledger WHERE reason = 'subscription'
+		   AND ref LIKE 'in_bench_%'),
+		 (SELECT count(*) FROM users u WHERE credits <> (SELECT coalesce(sum(delta), 0)
+		   FROM credit_ledger l WHERE l.user_id = u.id)),
+		 (SELECT count(*) FROM users u WHERE email LIKE 'hook%' AND credits <> 2000
+		   * (SELECT count(*) FROM transactions t WHERE t.user_id = u.id))") ||
+		die "webhook: could not check the ledger"
+	local events invoices txs grants unbalanced wrong
+	read -r events invoices txs grants unbalanced wrong <<<"$check"
+	if [[ "$invoices" != "$txs" || "$txs" != "$grants" || "$unbalanced" != 0 || "$wrong" != 0 ]]; then
+		die "webhook: the ledger is NOT exact: $invoices invoices, $txs transactions, $grants grants, $unbalanced balances off their ledger, $wrong customers off 2000 per invoice"
+	fi
+	WEBHOOK_LINE="${REQS[webhook]} deliveries measured ($((3 * WEBHOOK_TRIPLES)) signed, a third duplicates; the warm-up's too in the totals): $events events recorded, $invoices invoices, each granted once; every balance = its ledger"
+	note webhook "events/s; ledger exact"
+}
+
 # The streaming capacity run (not in the default TARGETS: it takes a
 # minute and restarts the app).  STREAMS (1000) chat turns stream at once
 # from a slow model (bench/slowmodel.c: a piece every 100 ms for 30 s, in
@@ -468,6 +530,10 @@ report() {
 		printf '%-14s %10s %9s %9s %9s %9s %8s  %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" \
 			"${P99[$name]}" "$ratio" "$fratio" "$((NON2XX[$name] + ERRS[$name]))" "${NOTE[$name]:-}"
 	done
+	if [[ -n "${WEBHOOK_LINE:-}" ]]; then
+		echo
+		echo "webhook: $WEBHOOK_LINE"
+	fi
 	if [[ -n "${STREAMS_LINE:-}" ]]; then
 		echo
 		echo "streaming capacity (a piece every 100 ms for 30 s per stream):"
@@ -481,7 +547,7 @@ main() {
 	for target in wrk spawn-fcgi curl perl cc pkg-config; do
 		command -v "$target" >/dev/null 2>&1 || die "$target not found (run scripts/deps.sh)"
 	done
-	local KNOWN=(static fcgi health profile signin conversations conversation streams)
+	local KNOWN=(static fcgi health profile signin conversations conversation webhook streams)
 	for target in "${TARGETS[@]}"; do
 		declare -F "bench_$target" >/dev/null || die "no target '$target' (known: ${KNOWN[*]})"
 	done

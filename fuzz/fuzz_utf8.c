@@ -3,7 +3,8 @@
  * reference written from the table of well-formed byte sequences in
  * The Unicode Standard (chapter 3, table 3-7).  On valid input,
  * utf8_chars() must count the code points the reference found and
- * utf8_prefix() must stop on their boundaries.
+ * utf8_prefix() must stop on their boundaries; utf8_seq() must give
+ * the reference's sequence length (0: ill-formed) at every offset.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -84,6 +85,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bound[chars] = size;
 
 	CHECK(utf8_valid(s, size) == valid);
+	/* utf8_seq() agrees with the reference at every offset. */
+	for (i = 0; i < size && i < 4096; i++)
+		CHECK(utf8_seq(s + i, size - i) == seq_len(data + i, size - i));
+	CHECK(utf8_seq(s, 0) == 0);
 	if (valid) {
 		CHECK(utf8_chars(s, size) == chars);
 		CHECK(utf8_prefix(s, size, chars) == size);

@@ -85,6 +85,32 @@ config_load(const struct config_var *vars, FILE *errs)
 	return problems;
 }
 
+/*
+ * Prints a URL with the password of its user information, if any,
+ * replaced: smtp://user:(hidden)@host.  (SMTP_URL carries credentials.)
+ */
+static void
+dump_url(FILE *out, const char *name, const char *url)
+{
+	const char *auth = strstr(url, "://"), *at = NULL, *colon, *p;
+	size_t n;
+
+	if (auth != NULL) {
+		auth += 3;
+		n = strcspn(auth, "/?#");
+		for (p = auth; p < auth + n; p++)
+			if (*p == '@')
+				at = p;
+	}
+	if (at == NULL || (colon = memchr(auth, ':', (size_t)(at - auth))) ==
+	    NULL) {
+		fprintf(out, "%s=%s\n", name, url);
+		return;
+	}
+	fprintf(out, "%s=%.*s:(hidden)%s\n", name, (int)(colon - url), url,
+	    at);
+}
+
 void
 config_dump(const struct config_var *vars, FILE *out)
 {
@@ -98,6 +124,8 @@ config_dump(const struct config_var *vars, FILE *out)
 		else if (v->type == CONFIG_SECRET)
 			fprintf(out, "%s=(set, %zu bytes)\n", v->name,
 			    strlen(*v->str));
+		else if (v->type == CONFIG_URL)
+			dump_url(out, v->name, *v->str);
 		else
 			fprintf(out, "%s=%s\n", v->name, *v->str);
 	}

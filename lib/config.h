@@ -35,7 +35,10 @@ struct config_var {
  * problems; each was written to `errs` as one line.
  */
 int	config_load(const struct config_var *, FILE *errs);
-/* Prints name=value lines, secrets masked, for `check-config`. */
+/*
+ * Prints name=value lines for `check-config`: secrets masked, and the
+ * password in a URL's user information too.
+ */
 void	config_dump(const struct config_var *, FILE *);
 
 #endif

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +20,60 @@ struct db {
 
 /* Set once a connection of this process has checked the table. */
 static atomic_bool	 stmts_checked;
+
+/*
+ * After a failed attempt to connect the pool takes the database for
+ * down: for DB_DOWN_MS no slot tries again, and while one slot tries
+ * (a probe) the others do not wait for it, so requests are answered 503
+ * at once instead of each spending a connect timeout.
+ */
+#define DB_DOWN_MS	1000
+
+static struct {
+	pthread_mutex_t	 mu;
+	bool		 down;		/* the last attempt failed */
+	int64_t		 retry_at_ms;	/* no attempt before this */
+	int		 probing;	/* attempts in progress */
+} health = { PTHREAD_MUTEX_INITIALIZER, false, 0, 0 };
+
+/* True if a slot may try to connect now; then it must call tried(). */
+static bool
+may_try(void)
+{
+	bool ok;
+
+	pthread_mutex_lock(&health.mu);
+	ok = !health.down || (health.probing == 0 &&
+	    clock_ms() >= health.retry_at_ms);
+	if (ok)
+		health.probing++;
+	pthread_mutex_unlock(&health.mu);
+	return ok;
+}
+
+static void
+tried(bool connected)
+{
+	pthread_mutex_lock(&health.mu);
+	health.probing--;
+	health.down = !connected;
+	if (!connected)
+		health.retry_at_ms = clock_ms() + DB_DOWN_MS;
+	pthread_mutex_unlock(&health.mu);
+}
+
+/* True while the database is taken for down (see DB_DOWN_MS). */
+static bool
+known_down(void)
+{
+	bool down;
+
+	pthread_mutex_lock(&health.mu);
+	down = health.down && (health.probing > 0 ||
+	    clock_ms() < health.retry_at_ms);
+	pthread_mutex_unlock(&health.mu);
+	return down;
+}
 
 static struct {
 	pthread_mutex_t	 mu;
@@ -113,16 +168,55 @@ notice(void *arg, const char *message)
 	log_warnx("postgres: %.*s", (int)n, message);
 }
 
-PGconn *
-db_connect(const char *conninfo, const char *appname)
+/*
+ * Waits for PQconnectPoll's next step until the deadline; 0 when the
+ * socket is ready, -1 when the time ran out.
+ */
+static int
+connect_wait(PGconn *conn, PostgresPollingStatusType st, int64_t deadline)
 {
-	const char *keys[] = { "dbname", "application_name",
-	    "connect_timeout", NULL };
-	const char *vals[] = { conninfo, appname, "5", NULL };
-	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+	struct pollfd pfd = { PQsocket(conn), st == PGRES_POLLING_READING ?
+	    POLLIN : POLLOUT, 0 };
+	int64_t left;
+	int rc;
+
+	for (;;) {
+		if ((left = deadline - clock_ms()) <= 0)
+			return -1;
+		if ((rc = poll(&pfd, 1, (int)left)) > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return 0;	/* PQconnectPoll will say what failed */
+	}
+}
+
+PGconn *
+db_connect_within(const char *conninfo, const char *appname, int ms)
+{
+	const char *keys[] = { "dbname", "application_name", NULL };
+	const char *vals[] = { conninfo, appname, NULL };
+	PGconn *conn = PQconnectStartParams(keys, vals, 1);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int64_t deadline = clock_ms() + ms;
 
 	if (conn == NULL)
 		xoom();
+	/*
+	 * libpq's own connect_timeout counts whole seconds, two at least:
+	 * too coarse for a request that must learn quickly that the
+	 * database is gone.  So the handshake is driven here, against a
+	 * deadline in milliseconds.
+	 */
+	while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	    st != PGRES_POLLING_FAILED) {
+		if (connect_wait(conn, st, deadline) != 0) {
+			log_warnx("database connection failed: no answer "
+			    "within %d ms", ms);
+			PQfinish(conn);
+			return NULL;
+		}
+		st = PQconnectPoll(conn);
+	}
 	PQsetNoticeProcessor(conn, notice, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		log_warnx("database connection failed: %s",
@@ -131,6 +225,12 @@ db_connect(const char *conninfo, const char *appname)
 		return NULL;
 	}
 	return conn;
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *appname)
+{
+	return db_connect_within(conninfo, appname, DB_CONNECT_MS);
 }
 
 /* Prepares statement `s` on `conn`; -1 after logging a failure. */
@@ -197,7 +297,13 @@ open_slot(struct db *d)
 
 	if (d->conn != NULL)
 		PQfinish(d->conn);
-	d->conn = db_connect(pool.cfg.conninfo, pool.cfg.application_name);
+	d->conn = NULL;
+	if (!may_try())
+		return -1;
+	d->conn = db_connect_within(pool.cfg.conninfo,
+	    pool.cfg.application_name, pool.cfg.connect_timeout_ms > 0 ?
+	    pool.cfg.connect_timeout_ms : DB_CONNECT_MS);
+	tried(d->conn != NULL);
 	if (d->conn == NULL)
 		return -1;
 	/* UTC and ISO: timestamps reach the app in one known text form. */
@@ -308,7 +414,8 @@ db_acquire(struct db_err *err)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&pool.mu);
-	while ((d = take_slot()) == NULL && rc != ETIMEDOUT) {
+	/* No wait for a slot while the database is known to be down. */
+	while ((d = take_slot()) == NULL && rc != ETIMEDOUT && !known_down()) {
 		if (waited_from == 0)
 			waited_from = clock_us();
 		rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &deadline);
@@ -316,6 +423,10 @@ db_acquire(struct db_err *err)
 	pthread_mutex_unlock(&pool.mu);
 	if (waited_from != 0)
 		metrics_pool_wait(clock_us() - waited_from);
+	if (d == NULL && known_down()) {
+		unavailable(err, "The database is unavailable.");
+		return NULL;
+	}
 	if (d == NULL) {
 		log_warnx("no database connection free after %d ms",
 		    pool.cfg.acquire_timeout_ms);

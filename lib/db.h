@@ -9,7 +9,10 @@
  * A handler borrows a connection for one unit of work and gives it back;
  * db_release() rolls back a transaction left open.  A connection found
  * broken is closed and reopened on its next use, so a database restart
- * needs no application restart.  Errors are split: the client-facing
+ * needs no application restart.  Connecting has a deadline in
+ * milliseconds, and after a failed attempt the pool answers at once for
+ * a second (one probe at a time), so while the database is down each
+ * request gets its 503 within about the connect timeout.  Errors are split: the client-facing
  * part (HTTP status, API code, sentence) goes to struct db_err, the
  * server's text only to the log.
  */
@@ -55,6 +58,7 @@ struct db_config {
 	int			 size;		/* connections */
 	int			 statement_timeout_ms;
 	int			 acquire_timeout_ms;
+	int			 connect_timeout_ms;	/* 0: DB_CONNECT_MS */
 	const struct db_stmt	*stmts;		/* table of nstmts rows */
 	int			 nstmts;
 	const char		*application_name;
@@ -108,7 +112,13 @@ PGconn		*db_conn(struct db *);
 void		 db_error(PGconn *, const PGresult *, const char *what,
 		    struct db_err *);
 
-/* Opens a standalone connection (for migrate, mailer, LISTEN). */
+/*
+ * Opens a standalone connection (for migrate, mailer, LISTEN), giving
+ * up after DB_CONNECT_MS, or `ms` milliseconds; NULL after logging why.
+ */
+#define DB_CONNECT_MS	5000
 PGconn		*db_connect(const char *conninfo, const char *appname);
+PGconn		*db_connect_within(const char *conninfo, const char *appname,
+		    int ms);
 
 #endif

@@ -12,6 +12,7 @@
 struct transfer {
 	const struct http_call	*call;
 	struct http_result	*res;
+	CURL			*h;
 	int64_t			 last_data_ms;
 	bool			 got_data;
 	bool			 cancelled;
@@ -40,6 +41,7 @@ on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct transfer *t = arg;
 	size_t len = size * n;
+	long code = 0;
 
 	t->got_data = true;
 	t->last_data_ms = clock_ms();
@@ -47,6 +49,14 @@ on_body(char *p, size_t size, size_t n, void *arg)
 		buf_add(&t->res->body, p, len);
 		return len;
 	}
+	/*
+	 * Only a success's body streams to the caller: the text of an error
+	 * answer (a 401 naming the key, a proxy's page) must not end up
+	 * where the caller sends what it receives.  It is read and dropped.
+	 */
+	curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code > 299)
+		return len;
 	if (t->call->on_data(t->call->ctx, p, len) != 0) {
 		t->cancelled = true;
 		return 0;	/* curl stops with CURLE_WRITE_ERROR */
@@ -171,7 +181,7 @@ from_curl(CURLcode rc, const struct transfer *t, long code)
 enum http_status
 http_perform(const struct http_call *c, struct http_result *res)
 {
-	struct transfer t = { c, res, 0, false, false };
+	struct transfer t = { c, res, NULL, 0, false, false };
 	struct curl_waitfd wfd;
 	CURLM *m = NULL;
 	CURL *h = NULL;
@@ -182,7 +192,8 @@ http_perform(const struct http_call *c, struct http_result *res)
 
 	memset(res, 0, sizeof(*res));
 	res->retry_after_s = -1;
-	if ((m = curl_multi_init()) == NULL || (h = easy_for(c, &t)) == NULL ||
+	if ((m = curl_multi_init()) == NULL ||
+	    (h = t.h = easy_for(c, &t)) == NULL ||
 	    curl_multi_add_handle(m, h) != CURLM_OK) {
 		snprintf(res->error, sizeof(res->error), "curl setup failed");
 		goto out;

@@ -40,8 +40,11 @@ struct http_call {
 	int			 idle_ms;
 	int			 total_ms;
 	/*
-	 * Receives the body as it comes; non-zero stops the transfer
-	 * (HTTP_CANCELLED).  NULL: the body is collected in `body` below.
+	 * Receives the body of a 2xx answer as it comes; non-zero stops the
+	 * transfer (HTTP_CANCELLED).  The body of any other status never
+	 * reaches it: it is read and dropped, so an error page cannot pass
+	 * for content.  NULL: the body, whatever the status, is collected
+	 * in `body` below.
 	 */
 	int			(*on_data)(void *ctx, const char *, size_t);
 	void			*ctx;

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -90,6 +91,33 @@ get_time(const cJSON *obj, const char *name, int64_t *out)
 	return 0;
 }
 
+/*
+ * The header may hold "alg" and "typ" (which must be "JWT"), each at
+ * most once, and nothing else.  Members that point at other keys or
+ * demand extensions ("kid", "jku", "jwk", "x5u", "x5c", "crit"...) are
+ * refused even under a valid MAC: this code honours none of them, and a
+ * token that asks for them was not made by jwt_sign().
+ */
+static bool
+header_ok(const cJSON *h)
+{
+	const cJSON *m;
+	int alg = 0, typ = 0;
+
+	if (!cJSON_IsObject(h))
+		return false;
+	for (m = h->child; m != NULL; m = m->next) {
+		if (strcmp(m->string, "alg") == 0)
+			alg++;
+		else if (strcmp(m->string, "typ") == 0 && cJSON_IsString(m) &&
+		    strcmp(m->valuestring, "JWT") == 0)
+			typ++;
+		else
+			return false;
+	}
+	return alg == 1 && typ <= 1;
+}
+
 enum jwt_status
 jwt_verify(const void *secret, size_t secretlen, const char *iss,
     const char *token, int64_t now, int64_t leeway, struct jwt_claims *c)
@@ -118,7 +146,8 @@ jwt_verify(const void *secret, size_t secretlen, const char *iss,
 		return JWT_INVALID;
 
 	header = decode_json(token, (size_t)(dot1 - token));
-	if (header == NULL || get_string(header, "alg", alg, sizeof(alg)) ||
+	if (header == NULL || !header_ok(header) ||
+	    get_string(header, "alg", alg, sizeof(alg)) ||
 	    strcmp(alg, "HS256") != 0)
 		goto out;
 	payload = decode_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));

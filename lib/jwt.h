@@ -4,8 +4,10 @@
  * Signing writes a fixed header ({"alg":"HS256","typ":"JWT"}).
  * Verification pins the algorithm: the MAC is checked first, in
  * constant time, over the exact bytes received; only then is the header
- * parsed, and anything but "HS256" is refused ("none" included).  The
- * claims iss, sub, iat and exp are required; sid is optional.
+ * parsed, and anything but "HS256" is refused ("none" included), as is
+ * a header with any member but "alg" and "typ" ("kid", "jku", "jwk",
+ * "crit"...: none is honoured, so none is accepted).  The claims iss,
+ * sub, iat and exp are required; sid is optional.
  */
 #ifndef MIKY_JWT_H
 #define MIKY_JWT_H

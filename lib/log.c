@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "utf8.h"
 
 static enum log_level	 min_level = LOG_INFO;
 static const char	*process = "miky";
@@ -64,12 +65,37 @@ log_clear_context(void)
 	ctx_request_id = ctx_route = ctx_user = NULL;
 }
 
+/*
+ * Copies a JSON line, each byte that does not start a valid UTF-8
+ * sequence written as U+FFFD.  Escaping already kept quotes, control
+ * characters and newlines out of the values; this keeps the line valid
+ * UTF-8 too, whatever bytes a client put in a path or a cut of a long
+ * message fell inside a character, so a strict JSON parser reads every
+ * line.  Invalid bytes can only sit inside string values: the line's
+ * own syntax is ASCII.
+ */
+static void
+valid_utf8(struct buf *out, const struct buf *in)
+{
+	size_t i = 0, len;
+
+	while (i < in->len) {
+		if ((len = utf8_seq(in->p + i, in->len - i)) > 0) {
+			buf_add(out, in->p + i, len);
+			i += len;
+		} else {
+			buf_puts(out, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+}
+
 /* Builds the whole line and writes it at once. */
 static void
 emit(enum log_level level, const char *msg, const char *fields)
 {
 	char ts[RFC3339_LEN];
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT, line = BUF_INIT;
 
 	clock_rfc3339_now(ts);
 	buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\","
@@ -93,8 +119,14 @@ emit(enum log_level level, const char *msg, const char *fields)
 		buf_puts(&b, fields);
 	}
 	buf_puts(&b, "}\n");
-	(void)!write(STDERR_FILENO, b.p, b.len);
+	if (utf8_valid(b.p, b.len))
+		(void)!write(STDERR_FILENO, b.p, b.len);
+	else {
+		valid_utf8(&line, &b);
+		(void)!write(STDERR_FILENO, line.p, line.len);
+	}
 	buf_free(&b);
+	buf_free(&line);
 }
 
 static void

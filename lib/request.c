@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"
@@ -272,6 +273,32 @@ reply_error(struct request *r, int status, const char *code,
 	buf_puts(&b, "}}");
 	reply_json(r, status, &b);
 	buf_free(&b);
+}
+
+int
+reply_start(struct request *r, int status, const char *content_type)
+{
+	struct buf h = BUF_INIT;
+	int rc;
+
+	if (r->replied) {
+		log_errx("reply after the response was sent");
+		return -1;
+	}
+	r->streaming = true;
+	head(r, &h, status, content_type);
+	buf_puts(&h, "\r\n");
+	rc = req_write(r, h.p, h.len, false);
+	buf_free(&h);
+	return rc;
+}
+
+void
+reply_abort(struct request *r)
+{
+	r->client_gone = true;
+	r->error_code = "aborted";
+	shutdown(r->fcgi->ipcFd, SHUT_RDWR);
 }
 
 int

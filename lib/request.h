@@ -103,6 +103,21 @@ void		 reply_empty(struct request *, int status);
 void		 reply_error(struct request *, int status, const char *code,
 		    const char *message, const char *field);
 
+/*
+ * Starts a response whose body follows in pieces written with
+ * req_write(), ended by the request's end; it has no Content-Length
+ * (nginx sends it chunked).  Returns -1 if the client is gone.
+ */
+int		 reply_start(struct request *, int status,
+		    const char *content_type);
+/*
+ * Ends a started response that cannot be completed: the connection to
+ * the web server is shut down without FastCGI's end-of-request record,
+ * so the client's transfer is cut short (no last chunk) rather than
+ * passed off as whole.
+ */
+void		 reply_abort(struct request *);
+
 /* Starts a text/event-stream response (200).  Returns -1 if gone. */
 int		 sse_start(struct request *);
 /* Sends one event with a JSON data line and flushes.  -1 if gone. */

@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +27,43 @@ on_read(char *dst, size_t size, size_t n, void *arg)
 	src->p += len;
 	src->left -= len;
 	return len;
+}
+
+bool
+smtp_host_is_loopback(const char *url)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	char *host = NULL, *h, *pct;
+	bool loop = false;
+	size_t n;
+	CURLU *u;
+
+	if ((u = curl_url()) == NULL)
+		xoom();
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		goto out;
+	h = host;
+	n = strlen(h);
+	/* An IPv6 literal comes in brackets, perhaps with a zone. */
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		h++;
+		if ((pct = strchr(h, '%')) != NULL)
+			*pct = '\0';
+		loop = inet_pton(AF_INET6, h, &a6) == 1 &&
+		    (IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) &&
+		    a6.s6_addr[12] == 127));
+	} else if (inet_pton(AF_INET, h, &a4) == 1)
+		loop = (ntohl(a4.s_addr) >> 24) == 127;
+	else
+		loop = strcasecmp(h, "localhost") == 0 ||
+		    strcasecmp(h, "localhost.") == 0;
+out:
+	curl_free(host);
+	curl_url_cleanup(u);
+	return loop;
 }
 
 int
@@ -56,8 +95,9 @@ smtp_send(const struct smtp_msg *m, char *err, size_t errlen)
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, m->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, m->timeout_ms);
-	if (strncasecmp(m->url, "smtp://", 7) == 0)
-		curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+	/* smtps:// is TLS from the first byte; smtp:// must go to TLS. */
+	curl_easy_setopt(h, CURLOPT_USE_SSL, smtp_host_is_loopback(m->url) ?
+	    (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

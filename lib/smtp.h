@@ -4,11 +4,13 @@
  * The URL is smtp://host[:port] or smtps://host[:port] (TLS from the
  * first byte), with credentials in it when the server wants AUTH
  * (smtp://user:password@host:587; curl takes them from there).  Over
- * smtp:// the connection moves to TLS with STARTTLS when the server
- * offers it, and stays plain when it does not: credentials in an
- * smtp:// URL cross the network in the clear to a server without
- * STARTTLS, so use smtps:// or a server that offers it.  Certificates
- * are verified.  curl dot-stuffs the data and ends it with CRLF.CRLF.
+ * smtp:// the connection must move to TLS with STARTTLS before anything
+ * else is said (CURLUSESSL_ALL): a server that does not offer it gets
+ * no credentials and no mail, the send fails.  Only a loopback host
+ * (127.0.0.0/8, ::1, "localhost": a relay on this machine) may be
+ * spoken to in plain text, and then STARTTLS is still used if offered.
+ * Certificates are verified.  curl dot-stuffs the data and ends it with
+ * CRLF.CRLF.
  *
  * curl_global_init() must have run once in the process (see
  * http_global_init()).
@@ -16,6 +18,7 @@
 #ifndef MIKY_SMTP_H
 #define MIKY_SMTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct smtp_msg {
@@ -35,5 +38,12 @@ struct smtp_msg {
  * holds the URL's credentials.
  */
 int	smtp_send(const struct smtp_msg *, char *err, size_t errlen);
+
+/*
+ * True if the URL's host is a loopback address or "localhost", where
+ * plain SMTP is allowed; false for any other host and for a URL that
+ * does not parse (TLS is then required).
+ */
+bool	smtp_host_is_loopback(const char *url);
 
 #endif

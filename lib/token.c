@@ -186,22 +186,31 @@ hmac_setup(struct hmac_state *hm, const void *key, size_t keylen)
 }
 
 void
-hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
-    unsigned char out[SHA256_LEN])
+hmac_sha256v(const void *key, size_t keylen, const void *const *parts,
+    const size_t *lens, size_t nparts, unsigned char out[SHA256_LEN])
 {
 	struct hmac_state *hm = hmac_state();
 	unsigned char ih[SHA256_LEN];
 	unsigned int len = SHA256_LEN;
+	size_t i;
 
 	if (hm->keylen == 0 || hm->keylen != keylen ||
 	    CRYPTO_memcmp(hm->key, key, keylen) != 0)
 		hmac_setup(hm, key, keylen);
 	EVP_MD_CTX_copy_ex(hm->work, hm->inner);
-	EVP_DigestUpdate(hm->work, data, n);
+	for (i = 0; i < nparts; i++)
+		EVP_DigestUpdate(hm->work, parts[i], lens[i]);
 	EVP_DigestFinal_ex(hm->work, ih, &len);
 	EVP_MD_CTX_copy_ex(hm->work, hm->outer);
 	EVP_DigestUpdate(hm->work, ih, sizeof(ih));
 	EVP_DigestFinal_ex(hm->work, out, &len);
+}
+
+void
+hmac_sha256(const void *key, size_t keylen, const void *data, size_t n,
+    unsigned char out[SHA256_LEN])
+{
+	hmac_sha256v(key, keylen, &data, &n, 1, out);
 }
 
 bool

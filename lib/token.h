@@ -31,6 +31,9 @@ void	sha256(const void *data, size_t n, unsigned char out[SHA256_LEN]);
 void	token_hash_hex(const char *tok, char out[BYTEA_HEX_LEN + 1]);
 void	hmac_sha256(const void *key, size_t keylen, const void *data,
 	    size_t n, unsigned char out[SHA256_LEN]);
+/* The MAC of the concatenation of nparts pieces, without copying them. */
+void	hmac_sha256v(const void *key, size_t keylen, const void *const *parts,
+	    const size_t *lens, size_t nparts, unsigned char out[SHA256_LEN]);
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void	hex_encode(const unsigned char *in, size_t n, char *out);
 /* Compares in constant time for equal lengths. */

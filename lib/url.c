@@ -94,3 +94,34 @@ url_parse_query(struct arena *a, const char *q, struct url_kv *kv, size_t max)
 	}
 	return count;
 }
+
+void
+url_encode(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		    *p == '_' || *p == '~')
+			buf_putc(b, (char)*p);
+		else {
+			buf_putc(b, '%');
+			buf_putc(b, hex[*p >> 4]);
+			buf_putc(b, hex[*p & 15]);
+		}
+	}
+}
+
+void
+url_form_add(struct buf *b, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	if (b->len > 0)
+		buf_putc(b, '&');
+	url_encode(b, key);
+	buf_putc(b, '=');
+	url_encode(b, value);
+}

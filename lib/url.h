@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "arena.h"
+#include "buf.h"
 
 struct url_kv {
 	const char	*key;
@@ -40,5 +41,17 @@ size_t	 url_split_path(struct arena *, const char *path, char **segs,
  */
 size_t	 url_parse_query(struct arena *, const char *query,
 	    struct url_kv *kv, size_t max);
+
+/*
+ * Appends s percent-encoded as application/x-www-form-urlencoded wants
+ * it: letters, digits and "-._~" as they are, every other byte as %XX
+ * (upper-case hex), a space included.
+ */
+void	 url_encode(struct buf *, const char *s);
+/*
+ * Appends one "key=value" pair to a form body, both encoded, with a '&'
+ * before it unless the body is empty.  A NULL value adds nothing.
+ */
+void	 url_form_add(struct buf *, const char *key, const char *value);
 
 #endif

@@ -9,6 +9,11 @@
 #include <stddef.h>
 
 bool	utf8_valid(const char *, size_t);
+/*
+ * Bytes of the valid UTF-8 sequence at the start of s (1 to 4), or 0 if
+ * s starts with an invalid one (or n is 0).
+ */
+size_t	utf8_seq(const char *, size_t);
 /* Code points in a valid UTF-8 string. */
 size_t	utf8_chars(const char *, size_t);
 /* Bytes taken by the first `chars` code points of a valid string. */

@@ -106,6 +106,34 @@ test_good(void)
 	    "MIKY_UNIT_HOOK is unset\n", "dump masks the secret");
 	ok(strstr(out, "0123456789") == NULL, "secret text never printed");
 
+	/* A password in a URL is masked; the rest of the URL is kept. */
+	{
+		static const char *const urls[][2] = {
+			{ "https://user:pa55word@h.example:8443/x?y#z",
+			    "https://user:(hidden)@h.example:8443/x?y#z" },
+			{ "https://user:p%40ss:w@rd@h.example/x",
+			    "https://user:(hidden)@h.example/x" },
+			{ "https://:pa55word@h.example/",
+			    "https://:(hidden)@h.example/" },
+			{ "https://user@h.example/a:b@c",
+			    "https://user@h.example/a:b@c" },
+			{ "https://h.example/p?u=a:pa55word@b",
+			    "https://h.example/p?u=a:pa55word@b" },
+		};
+		char want[512];
+		size_t i;
+
+		for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+			setenv("MIKY_UNIT_HOOK", urls[i][0], 1);
+			load(out, sizeof(out));
+			dump(out, sizeof(out));
+			snprintf(want, sizeof(want), "MIKY_UNIT_HOOK=%s\n",
+			    urls[i][1]);
+			ok(strstr(out, want) != NULL, "dump shows %s", urls[i][1]);
+		}
+		unsetenv("MIKY_UNIT_HOOK");
+	}
+
 	setenv("MIKY_UNIT_PORT", "1", 1);
 	setenv("MIKY_UNIT_NAME", "", 1);
 	setenv("MIKY_UNIT_HOOK", "https://h.example/x", 1);

@@ -4,7 +4,8 @@
  * the forgeries: alg none and HS512 with a correct MAC over their own
  * header, a bad or missing signature, a tampered payload, a wrong key or
  * issuer, expired and future tokens, missing and ill-typed claims,
- * over-long tokens and the wrong number of parts.
+ * over-long tokens and the wrong number of parts; header members
+ * (kid, jku, jwk, crit, x5u...) on tokens otherwise valid.
  */
 #include <stdlib.h>
 
@@ -212,6 +213,49 @@ main(void)
 	    "header not JSON");
 	is_int(verify(mint("{\"alg\":\"HS256\"}", claims(""))), JWT_OK,
 	    "a header without typ is fine (control)");
+
+	/*
+	 * Header members that name other keys or demand extensions, on
+	 * tokens otherwise valid (right MAC, claims, times): all refused.
+	 */
+	{
+		static const char *const extra[] = {
+			"\"kid\":\"1\"",
+			"\"kid\":\"../../../../dev/null\"",
+			"\"kid\":\"\"",
+			"\"jku\":\"https://attacker.invalid/jwks.json\"",
+			"\"jwk\":{\"kty\":\"oct\",\"k\":\"AAAA\"}",
+			"\"crit\":[\"exp\"]",
+			"\"crit\":[]",
+			"\"x5u\":\"https://attacker.invalid/cert.pem\"",
+			"\"x5c\":[\"MIIB\"]",
+			"\"cty\":\"JWT\"",
+			"\"b64\":false",
+			"\"zip\":\"DEF\"",
+			"\"typ\":\"JWT\",\"typ\":\"JWT\"",
+			"\"alg\":\"HS256\"",
+			"\"alg\":\"none\"",
+			"\"typ\":\"at+jwt\"",
+			"\"typ\":null",
+		};
+		char h[256];
+		size_t k;
+
+		for (k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
+			snprintf(h, sizeof(h), "{\"alg\":\"HS256\",%s}",
+			    extra[k]);
+			is_int(verify(mint(h, claims(""))), JWT_INVALID,
+			    "header %s refused", h);
+			snprintf(h, sizeof(h), "{%s,\"alg\":\"HS256\","
+			    "\"typ\":\"JWT\"}", extra[k]);
+			is_int(verify(mint(h, claims(""))), JWT_INVALID,
+			    "header %s refused", h);
+		}
+		is_int(verify(mint("{\"typ\":\"JWT\",\"alg\":\"HS256\"}",
+		    claims(""))), JWT_OK, "typ before alg is fine (control)");
+		is_int(verify(mint("{}", claims(""))), JWT_INVALID,
+		    "an empty header");
+	}
 
 	/* Signatures. */
 	snprintf(copy, sizeof(copy), "%s", KNOWN);

@@ -91,6 +91,21 @@ main(void)
 		    "bfdc63644f0713938a7f51535c3a35e2", "RFC 4231 test case 7");
 	}
 
+	/* hmac_sha256v: test case 2 given in three pieces. */
+	{
+		const void *parts[] = { "what do ya", " want for ", "nothing?" };
+		const size_t lens[] = { 10, 10, 8 };
+
+		hmac_sha256v("Jefe", 4, parts, lens, 3, mac);
+		is_str(hex(mac, sizeof(mac)), "5bdcc146bf60754e6a04242608957"
+		    "5c75a003f089d2739839dec58b964ec3843", "hmac_sha256v of "
+		    "pieces is the MAC of their concatenation");
+		hmac_sha256v("Jefe", 4, parts, lens, 0, mac);
+		is_str(hex(mac, sizeof(mac)), "923598ca6d64af2a5dba79dcd021a8"
+		    "a0fe5c5f557519adaaf0ad532d4506dd30", "no pieces: the MAC "
+		    "of nothing");
+	}
+
 	/* FIPS 180-2 appendix B. */
 	sha256("abc", 3, mac);
 	is_str(hex(mac, sizeof(mac)), "ba7816bf8f01cfea414140de5dae2223"

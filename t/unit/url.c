@@ -155,6 +155,32 @@ test_query(void)
 	    "max + 1 pairs refused");
 }
 
+static void
+test_encode(void)
+{
+	struct buf b = BUF_INIT;
+
+	url_encode(&b, "aZ09-._~");
+	is_str(b.p, "aZ09-._~", "unreserved characters as they are");
+	buf_reset(&b);
+	url_encode(&b, "a b&c=d+e/f?%");
+	is_str(b.p, "a%20b%26c%3Dd%2Be%2Ff%3F%25", "the rest as %%XX");
+	buf_reset(&b);
+	url_encode(&b, "\xc3\xa9\x01\x7f\xff");
+	is_str(b.p, "%C3%A9%01%7F%FF", "bytes above 0x7f and controls");
+	buf_reset(&b);
+	url_encode(&b, "");
+	is_int(b.len, 0, "nothing for an empty string");
+	url_form_add(&b, "metadata[user_id]", "u 1");
+	url_form_add(&b, "skipped", NULL);
+	url_form_add(&b, "line_items[0][price]", "price_1");
+	is_str(b.p, "metadata%5Buser_id%5D=u%201&"
+	    "line_items%5B0%5D%5Bprice%5D=price_1",
+	    "a form: pairs joined by '&', NULL values left out");
+	ok(url_decode(a, b.p, b.len, true) != NULL, "and it decodes");
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -162,6 +188,7 @@ main(void)
 	test_decode();
 	test_path();
 	test_query();
+	test_encode();
 	arena_free(a);
 	return tap_done();
 }

@@ -5,9 +5,16 @@ package Miky::FCGI;
 #
 #   my ($status, $headers, $body) = Miky::FCGI::request($socket_path,
 #       { REQUEST_METHOD => 'GET', REQUEST_URI => '/api/metrics', ... }, $stdin);
+#
+# With $stdin undef and CONTENT_LENGTH among the params, no byte of the
+# body is sent and the stream is left open: the app must answer without
+# it (a 402 before the body) or the request times out (timeout => s,
+# default 30; then it dies).
 use strict;
 use warnings;
+use IO::Select;
 use IO::Socket::UNIX;
+use Time::HiRes qw(time);
 use Socket qw(SOCK_STREAM);
 
 use constant { FCGI_BEGIN_REQUEST => 1, FCGI_END_REQUEST => 3, FCGI_PARAMS => 4,
@@ -30,8 +37,10 @@ sub _params {
 # Status header, 200 without one), its headers (lower-cased names) and
 # body.  Dies if the app closes without ending the request.
 sub request {
-	my ($path, $params, $stdin) = @_;
+	my ($path, $params, $stdin, %opt) = @_;
+	my $open = !defined $stdin && defined $params->{CONTENT_LENGTH};
 	$stdin //= '';
+	my $deadline = time + ($opt{timeout} // 30);
 	my %p = (GATEWAY_INTERFACE => 'CGI/1.1', SERVER_PROTOCOL => 'HTTP/1.1',
 		REQUEST_METHOD => 'GET', QUERY_STRING => '', CONTENT_LENGTH => length $stdin, %$params);
 	$p{DOCUMENT_URI} //= ($p{REQUEST_URI} // '/') =~ s/\?.*//r;
@@ -42,13 +51,13 @@ sub request {
 	for (my $at = 0; $at < length $stdin; $at += 65528) {
 		$out .= _record(FCGI_STDIN, substr($stdin, $at, 65528));
 	}
-	$out .= _record(FCGI_STDIN, '');
+	$out .= _record(FCGI_STDIN, '') unless $open;
 	print {$s} $out;
 	my ($raw, $ended) = ('', 0);
 	while (!$ended) {
-		my $head = _read($s, 8) // last;
+		my $head = _read($s, 8, $deadline) // last;
 		my (undef, $type, undef, $len, $pad) = unpack('CCnnC', $head);
-		my $content = _read($s, $len + $pad) // last;
+		my $content = _read($s, $len + $pad, $deadline) // last;
 		$content = substr($content, 0, $len);
 		$raw .= $content if $type == FCGI_STDOUT;
 		$ended = 1 if $type == FCGI_END_REQUEST;
@@ -66,9 +75,12 @@ sub request {
 }
 
 sub _read {
-	my ($s, $n) = @_;
+	my ($s, $n, $deadline) = @_;
 	my $buf = '';
+	my $sel = IO::Select->new($s);
 	while (length $buf < $n) {
+		my $left = $deadline - time;
+		die "no answer from the app in time\n" if $left <= 0 || !$sel->can_read($left);
 		my $got = sysread($s, $buf, $n - length $buf, length $buf);
 		return undef unless $got;
 	}

@@ -32,6 +32,16 @@ package Miky::FakeOpenAI;
 #   [[slow:MS]]                       a piece every MS milliseconds
 #   [[count:N]]                       N pieces (default 3)
 #   [[crlf]]                          CRLF line ends
+#   [[fail401]]                       answer 401 with a body that looks like
+#                                     a stream whose content and error
+#                                     message hold UPSTREAM-401-TEXT (none
+#                                     of it may reach the app's client)
+#   [[errorchunk:N]] [[badchunk:N]]   send N pieces, then a chunk
+#                                     {"error":{...UPSTREAM-ERROR-TEXT}}
+#                                     (or a malformed one, holding
+#                                     UPSTREAM-MALFORMED-TEXT), then one
+#                                     more piece "UPSTREAM-AFTER-TEXT", the
+#                                     stop chunk and [DONE]
 #   [[split]]                         the stream written in fragments of 1
 #                                     to 31 bytes, 1 ms apart, that split
 #                                     lines, fields and events anywhere
@@ -64,26 +74,19 @@ package Miky::FakeOpenAI;
 use strict;
 use warnings;
 
-use Carp qw(croak);
+use parent -norequire, 'Miky::FakePeer';
+use Miky::FakePeer;
 use Digest::SHA qw(sha256_hex);
 use Exporter qw(import);
-use File::Spec;
-use File::Temp qw(tempdir);
-use Fcntl qw(:flock);
-use File::Path qw(remove_tree);
-use IO::Socket::INET;
 use Mojo::IOLoop;
 use Mojo::JSON qw(decode_json encode_json);
 use Mojo::Promise;
-use Mojo::Server::Daemon;
 use Mojolicious;
-use POSIX ();
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(parse_sse stream_p stream_req set_settings piece answer);
 
-my @LIVE;
 
 # The pieces of an answer: varied on purpose (multi-byte characters,
 # quotes, a newline) so that escaping and joining are exercised.
@@ -122,42 +125,14 @@ sub answer {
 # of the test (or by stop()).
 sub new {
 	my ($class, %opt) = @_;
-	my $parent = $ENV{MIKY_TEST_TMP} // File::Spec->tmpdir;
 	my $self = bless {
-		key   => $opt{key} // 'sk-test-' . join('', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 24),
-		dir   => tempdir('miky-fake-XXXXXX', DIR => $parent, CLEANUP => 0),
-		owner => $$,
+		key => $opt{key} // 'sk-test-' . join('', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 24),
 	}, $class;
-	chmod 0755, $self->{dir};
-	$self->{log} = "$self->{dir}/requests.jsonl";
-	open my $fh, '>', $self->{log} or croak "$self->{log}: $!";
-	close $fh;
-
-	my $sock = IO::Socket::INET->new(Listen => 1024, LocalAddr => '127.0.0.1',
-		LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
-		or croak "fake OpenAI: no port: $!";
-	$self->{port} = $sock->sockport;
-	my $fd = fileno $sock;
-	my $ppid = $$;
-	my $pid = fork // croak "fork: $!";
-	if (!$pid) {
-		# Never run the test's END blocks or Test::Builder's checks.
-		$SIG{$_} = 'DEFAULT' for qw(INT TERM HUP PIPE);
-		$SIG{PIPE} = 'IGNORE';
-		my $ok = eval { $self->_serve($fd, $ppid); 1 };
-		print STDERR "fake OpenAI: $@" unless $ok;
-		POSIX::_exit($ok ? 0 : 1);
-	}
-	close $sock;
-	$self->{pid} = $pid;
-	push @LIVE, $self;
-	return $self;
+	return $self->start('fake');
 }
 
 sub key  { $_[0]{key} }
-sub port { $_[0]{port} }
 sub url  { "http://127.0.0.1:$_[0]{port}/v1" }
-sub dir  { $_[0]{dir} }
 
 # env is what the app needs to talk to this fake.
 sub env {
@@ -174,11 +149,8 @@ sub env {
 # user message (or the first 200 bytes of the audio)'.
 sub requests {
 	my ($self, %f) = @_;
-	open my $fh, '<:raw', $self->{log} or return;
 	my (%by, @order);
-	while (my $line = <$fh>) {
-		next unless $line =~ /\n\z/;    # a line being written
-		my $r = eval { decode_json($line) } or next;
+	for my $r ($self->records) {
 		my $id = $r->{id};
 		if (!$by{$id}) {
 			$by{$id} = {};
@@ -186,7 +158,6 @@ sub requests {
 		}
 		%{ $by{$id} } = (%{ $by{$id} }, %$r);
 	}
-	close $fh;
 	my @all = map { $by{$_} } @order;
 	@all = grep { $_->{path} && $_->{path} eq $f{path} } @all if defined $f{path};
 	@all = grep { index($_->{tag_text} // '', $f{tag}) >= 0 } @all if defined $f{tag};
@@ -211,34 +182,7 @@ sub wait_requests {
 	return @r;
 }
 
-sub stop {
-	my $self = shift;
-	return if $$ != $self->{owner};
-	my $pid = delete $self->{pid} or return;
-	kill 'TERM', $pid;
-	for (1 .. 100) {
-		last if waitpid($pid, POSIX::WNOHANG()) != 0;
-		sleep 0.05;
-	}
-	if (kill 0, $pid) {
-		kill 'KILL', $pid;
-		waitpid($pid, 0);
-	}
-	remove_tree($self->{dir}) unless ($ENV{MIKY_TEST_KEEP} // '') eq '1';
-}
-
-sub DESTROY { local ($@, $!, $?); $_[0]->stop }
-END { local ($@, $!, $?); $_->stop for grep { defined } @LIVE }
-
 # --- the child's side -------------------------------------------------------
-
-sub _record {
-	my ($self, $r) = @_;
-	open my $fh, '>>:raw', $self->{log} or return;
-	flock $fh, LOCK_EX;
-	print $fh encode_json($r) . "\n";
-	close $fh;
-}
 
 sub _serve {
 	my ($self, $fd, $ppid) = @_;
@@ -257,12 +201,7 @@ sub _serve {
 			method => $c->req->method, headers => _headers($c), end_t => time });
 		$c->render(status => 404, json => { error => { message => 'no such route', type => 'invalid_request_error' } });
 	});
-	my $daemon = Mojo::Server::Daemon->new(app => $app, silent => 1,
-		listen => ["http://127.0.0.1?fd=$fd"], inactivity_timeout => 600,
-		keep_alive_timeout => 60);
-	# Die with the test, even if it was killed.
-	Mojo::IOLoop->recurring(0.5 => sub { Mojo::IOLoop->stop if getppid() != $ppid });
-	$daemon->run;
+	$self->daemon($app, $fd, $ppid, inactivity_timeout => 600, keep_alive_timeout => 60);
 }
 
 sub _headers {
@@ -301,6 +240,8 @@ sub _chat {
 	my $attempt = ++$attempts->{"chat\0$text"};
 	my $state = { sent => 0 };
 	my $n = $m->{count} // 3;
+	my $inject = $m->{errorchunk} // $m->{badchunk};
+	$n = $inject if defined $inject;
 	$n = $m->{hangafter} if defined $m->{hangafter} && $m->{hangafter} > $n;
 	$n = $m->{drop} if defined $m->{drop} && $m->{drop} > $n;
 	my @pieces = map { piece($_) } 1 .. $n;
@@ -322,6 +263,16 @@ sub _chat {
 	my $fail = $m->{fail500} ? 500 : $m->{fail429} ? 429
 		: ($m->{fail500once} && $attempt == 1) ? 500
 		: ($m->{fail429once} && $attempt == 1) ? 429 : 0;
+	if ($m->{fail401}) {
+		$rec->{answered} = { status => 401 };
+		$self->_record($rec);
+		$state->{complete} = 1;
+		$c->res->headers->content_type('text/event-stream; charset=utf-8');
+		return $c->render(status => 401, data => join '',
+			'data: ' . encode_json({ choices => [ { index => 0, delta => { content => 'UPSTREAM-401-TEXT in a delta' } } ] }) . "\n\n",
+			'data: ' . encode_json({ error => { message => 'Incorrect API key provided: UPSTREAM-401-TEXT', type => 'invalid_request_error', code => 'invalid_api_key' } }) . "\n\n",
+			"data: [DONE]\n\n");
+	}
 	if ($fail) {
 		$rec->{answered} = { status => $fail };
 		$self->_record($rec);
@@ -363,6 +314,14 @@ sub _chat {
 		logprobs => undef, finish_reason => undef } ], undef));
 	push @events, $chunk->([ { index => 0, delta => { content => $_ },
 		logprobs => undef, finish_reason => undef } ], undef) for @pieces;
+	if (defined $inject) {
+		push @events, defined $m->{errorchunk}
+			? 'data: ' . encode_json({ error => { message => 'UPSTREAM-ERROR-TEXT: the server had an error',
+				type => 'server_error', param => undef, code => undef } }) . $eol . $eol
+			: 'data: {"id":"' . $cid . '","choices":[{"index":0,"delta":{"content":"UPSTREAM-MALFORMED-TEXT' . $eol . $eol;
+		push @events, $chunk->([ { index => 0, delta => { content => 'UPSTREAM-AFTER-TEXT' },
+			logprobs => undef, finish_reason => undef } ], undef);
+	}
 	push @events, $chunk->([ { index => 0, delta => {}, logprobs => undef,
 		finish_reason => 'stop' } ], undef);
 	push @events, $chunk->([], $usage) if $with_usage;

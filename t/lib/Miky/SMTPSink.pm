@@ -13,6 +13,10 @@ package Miky::SMTPSink;
 #   $m->{from}, $m->{to} (array), $m->{data} (the message), $m->{file}
 #   $sink->stop;     # nothing listens: connections are refused
 #   $sink->start;    # listening again, on the same port
+#   $sink->commands; # every command line received so far, in order
+#
+# new(host => '192.0.2.2') listens on another local address than
+# 127.0.0.1 (the TLS test needs a host that is not loopback).
 #
 # The server runs in a forked child that serves any number of clients
 # at once.  It is stopped when the object goes away or the test ends.
@@ -38,6 +42,7 @@ sub new {
 	my $self = bless {
 		dir   => $opt{dir} // croak('Miky::SMTPSink->new: dir is required'),
 		port  => $opt{port},
+		host  => $opt{host} // '127.0.0.1',
 		owner => $$,
 	}, $class;
 	make_path($self->{dir});
@@ -47,7 +52,16 @@ sub new {
 
 sub dir  { $_[0]{dir} }
 sub port { $_[0]{port} }
-sub url  { "smtp://127.0.0.1:$_[0]{port}" }
+sub host { $_[0]{host} }
+sub url  { "smtp://$_[0]{host}:$_[0]{port}" }
+
+# commands lists the command lines clients sent (not message data).
+sub commands {
+	my $self = shift;
+	open my $fh, '<:raw', "$self->{dir}/commands.log" or return;
+	chomp(my @l = <$fh>);
+	return @l;
+}
 
 # running is true while the server child is alive.
 sub running {
@@ -66,7 +80,7 @@ sub start {
 	croak 'Miky::SMTPSink: already running' if $self->running;
 	my $listen;
 	for my $try (1 .. 50) {
-		$listen = IO::Socket::INET->new(Listen => 32, LocalAddr => '127.0.0.1',
+		$listen = IO::Socket::INET->new(Listen => 32, LocalAddr => $self->{host},
 			LocalPort => $self->{port} // 0, Proto => 'tcp', ReuseAddr => 1)
 			and last;
 		sleep 0.1;    # the old child may still be letting go of the port
@@ -236,6 +250,10 @@ sub _reset {
 sub _command {
 	my ($self, $c, $line) = @_;
 	my $s = $c->{sock};
+	if (open my $log, '>>:raw', "$self->{dir}/commands.log") {
+		print $log "$line\n";
+		close $log;
+	}
 	if ($line =~ /\AEHLO\s+(\S+)/i) {
 		_reset($c);
 		_say($s, "250-$HOST greets $1", '250-8BITMIME', '250-SIZE 10485760',

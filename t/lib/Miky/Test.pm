@@ -692,7 +692,7 @@ sub _app_env {
 		MIKY_DB_POOL    => $self->{db_pool},
 		MIKY_MAIL_DIR   => $self->mail_dir,
 		# Every test request comes from 127.0.0.1: the per-address
-		# sign-in limit is tested on its own (t/16-attacks.t).
+		# sign-in limit is tested on its own (t/20-stuffing.t).
 		MIKY_ADDRESS_FAILS => 100000,
 	);
 	for my $over ($self->{env}, $extra // {}) {
