@@ -16,9 +16,12 @@ enum access {
 struct db;
 struct user;
 
+struct event_later;
+
 struct app_req {
 	struct db	*db;		/* borrowed connection, if any */
 	struct user	*user;		/* USER and ADMIN routes */
+	struct event_later *later;	/* events awaiting commit (events.h) */
 };
 
 static inline struct app_req *

@@ -4,6 +4,7 @@
  *
  *   balance   users.credits is the sum of the user's ledger deltas, and
  *             not below zero
+ *   earned    users.cash_earned is the sum of the user's cash ledger
  *   hold      no credit hold outlives its expiry by more than two
  *             janitor rounds and a minute (the sweeper refunds them; one
  *             left means no worker sweeps, or a refund keeps failing)

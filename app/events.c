@@ -1,5 +1,6 @@
 #include <stdio.h>
 
+#include "app.h"
 #include "events.h"
 #include "lib/buf.h"
 #include "lib/jsonw.h"
@@ -15,9 +16,9 @@ static const struct {
 	[EV_WEBHOOK] = { "webhook", "miky_webhook_events_total",
 	    "Stripe webhook events received, by type and outcome.",
 	    { "type", "outcome" } },
-	[EV_GRANT] = { "grant", "miky_credit_grants_total",
-	    "Credit grants and admin credit changes, by ledger reason and "
-	    "outcome.", { "reason", "outcome" } },
+	[EV_GRANT] = { "grant", "miky_grants_total",
+	    "Credits and referral cash granted (and admin credit changes), "
+	    "by reason and outcome.", { "reason", "outcome" } },
 	[EV_CLAWBACK] = { "clawback", "miky_clawbacks_total",
 	    "Credits or referral cash taken back after a refund.",
 	    { "kind", "outcome" } },
@@ -63,4 +64,43 @@ event_note(enum event_family f, const char *kind, const char *outcome,
 		buf_printf(&b, ",%s", fields);
 	log_fields(LOG_INFO, "event", b.p + 1);
 	buf_free(&b);
+}
+
+/* An event waiting for its transaction's commit (app_req()->later). */
+struct event_later {
+	enum event_family	 family;
+	const char		*kind;
+	const char		*outcome;
+	struct event_later	*next;
+};
+
+void
+event_later(struct request *r, enum event_family f, const char *kind,
+    const char *outcome)
+{
+	struct app_req *ar = app_req(r);
+	struct event_later *e = arena_zalloc(r->arena, sizeof(*e)), **tail;
+
+	e->family = f;
+	e->kind = arena_strdup(r->arena, kind);
+	e->outcome = arena_strdup(r->arena, outcome);
+	for (tail = &ar->later; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = e;
+}
+
+void
+events_commit(struct request *r)
+{
+	struct event_later *e;
+
+	for (e = app_req(r)->later; e != NULL; e = e->next)
+		event_note(e->family, e->kind, e->outcome, NULL);
+	app_req(r)->later = NULL;
+}
+
+void
+events_drop(struct request *r)
+{
+	app_req(r)->later = NULL;
 }

@@ -1,5 +1,6 @@
 #include "sql.h"
 #include "app.h"
+#include "events.h"
 #include "render.h"
 #include <limits.h>
 
@@ -869,6 +870,7 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	 * expiry before it counts as never refunded; $2: days a cash-out may
 	 * stay pending.
 	 *   balance  credits not the sum of the ledger, or below zero
+	 *   earned   referral cash earned not the sum of the cash ledger
 	 *   hold     a hold the sweeper should have refunded
 	 *   cashout  a cash-out pending too long
 	 *   cash     referral cash available (earned - paid out - pending)
@@ -881,6 +883,14 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "  FROM credit_ledger WHERE user_id IS NOT NULL GROUP BY user_id) l"
 	    " ON l.user_id = u.id"
 	    " WHERE u.credits <> coalesce(l.total, 0) OR u.credits < 0"
+	    " UNION ALL"
+	    " SELECT 'earned', u.id, u.email, format('has %s cents of referral"
+	    " cash earned, but the cash ledger sums to %s',"
+	    "  (u.cash_earned * 100)::bigint, coalesce(c.total, 0))"
+	    " FROM users u LEFT JOIN (SELECT user_id, sum(delta_cents) AS total"
+	    "  FROM cash_ledger WHERE user_id IS NOT NULL GROUP BY user_id) c"
+	    " ON c.user_id = u.id"
+	    " WHERE (u.cash_earned * 100)::bigint <> coalesce(c.total, 0)"
 	    " UNION ALL"
 	    " SELECT 'hold', h.user_id, u.email, format('has hold %s of %s"
 	    " credits, expired %s s ago and not refunded', h.id, h.credits,"
@@ -1040,10 +1050,16 @@ sql_begin(struct request *r, struct db_err *err)
 	return db != NULL ? db_begin(db, err) : -1;
 }
 
+/* Events noted for this transaction go out once it has committed. */
 int
 sql_commit(struct request *r, struct db_err *err)
 {
-	return db_commit(app_req(r)->db, err);
+	if (db_commit(app_req(r)->db, err) != 0) {
+		events_drop(r);
+		return -1;
+	}
+	events_commit(r);
+	return 0;
 }
 
 int
@@ -1051,7 +1067,7 @@ sql_commit_or_reply(struct request *r)
 {
 	struct db_err err;
 
-	if (db_commit(app_req(r)->db, &err) != 0) {
+	if (sql_commit(r, &err) != 0) {
 		reply_db_error(r, &err);
 		return -1;
 	}
@@ -1061,6 +1077,7 @@ sql_commit_or_reply(struct request *r)
 void
 sql_rollback(struct request *r)
 {
+	events_drop(r);
 	if (app_req(r)->db != NULL)
 		db_rollback(app_req(r)->db);
 }

@@ -4,8 +4,8 @@
 -- DATABASE_URL when that is unset); the app runs as miky_app, which owns
 -- nothing, so it can run no DDL (no CREATE on the schema, no ALTER or DROP
 -- of tables it does not own), and which may not rewrite money history:
--- credit_ledger, admin_audit and stripe_events take SELECT and INSERT
--- only.  Foreign-key actions (ON DELETE SET NULL into credit_ledger when
+-- credit_ledger, cash_ledger, admin_audit and stripe_events take SELECT
+-- and INSERT only.  Foreign-key actions (ON DELETE SET NULL into credit_ledger when
 -- an account goes) run as the owner of the referencing table, so they
 -- still work.
 --
@@ -40,8 +40,8 @@ CREATE FUNCTION miky_app_grants() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     -- Money history: the app appends, never rewrites.
-    append_only CONSTANT text[] := ARRAY['credit_ledger', 'admin_audit',
-                                         'stripe_events'];
+    append_only CONSTANT text[] := ARRAY['credit_ledger', 'cash_ledger',
+                                         'admin_audit', 'stripe_events'];
     t text;
 BEGIN
     GRANT USAGE ON SCHEMA public TO miky_app;

@@ -279,10 +279,10 @@ error_is(req(GET => '/api/admin/users', undef, $A), 403, 'forbidden', undef, 'wh
 my $metrics = req(GET => '/api/metrics')->res->body;
 like($metrics, qr/^miky_admin_actions_total\{action="user\.update",outcome="ok"\} \d+$/m,
 	'admin actions counted');
-like($metrics, qr/^miky_credit_grants_total\{reason="admin",outcome="granted"\} 3$/m, 'admin grants counted');
-like($metrics, qr/^miky_credit_grants_total\{reason="admin",outcome="taken"\} 1$/m, 'admin takes counted');
+like($metrics, qr/^miky_grants_total\{reason="admin",outcome="granted"\} 3$/m, 'admin grants counted');
+like($metrics, qr/^miky_grants_total\{reason="admin",outcome="taken"\} 1$/m, 'admin takes counted');
 my $signups = $dbh->selectrow_array(q{SELECT count(*) FROM credit_ledger WHERE reason = 'signup'});
-like($metrics, qr/^miky_credit_grants_total\{reason="signup",outcome="granted"\} $signups$/m,
+like($metrics, qr/^miky_grants_total\{reason="signup",outcome="granted"\} $signups$/m,
 	"sign-up grants counted ($signups)");
 like($t->log, qr/"msg":"event",.*"event":"admin","action":"user\.update","outcome":"ok","target":"$vid"/,
 	'and logged as events with their target');

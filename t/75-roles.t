@@ -51,7 +51,7 @@ sub allowed {
 	$app->rollback;
 }
 
-for my $table (qw(credit_ledger admin_audit stripe_events)) {
+for my $table (qw(credit_ledger cash_ledger admin_audit stripe_events)) {
 	refused("UPDATE $table SET created_at = created_at", "UPDATE $table")
 		if $table ne 'stripe_events';
 	refused("UPDATE $table SET received_at = received_at", "UPDATE $table")

@@ -14,6 +14,16 @@ use Miky::Test qw(error_is);
 my $t = Miky::Test->new(env => { MIKY_SWEEP_MS => 3_600_000, MIKY_STANDIN_DELAY_MS => 0 });
 my $dbh = $t->dbh;
 sub check { $t->run_miky('check-ledger', @_) }
+# Referral cash as the app moves it: users.cash_earned with its
+# cash_ledger row.
+my $cash_ref = 0;
+sub cash {
+	my ($id, $cents, $reason) = @_;
+	$dbh->do(q{UPDATE users SET cash_earned = cash_earned + ?::bigint / 100.0 WHERE id = ?}, undef, $cents, $id);
+	$dbh->do(q{INSERT INTO cash_ledger (user_id, delta_cents, earned_after_cents, reason, ref)
+		SELECT id, ?, (cash_earned * 100)::bigint, ?, ? FROM users WHERE id = ?},
+		undef, $cents, $reason // 'referral', 'test' . ++$cash_ref, $id);
+}
 
 my ($code, $out) = check();
 is($code, 0, 'an empty database passes') or diag $out;
@@ -28,7 +38,7 @@ for (1 .. 3) {
 }
 $t->json_req(PUT => "/api/admin/users/$v->{id}", { credits_delta => -40 }, $t->auth($admin));
 $t->json_req(PUT => "/api/admin/users/$v->{id}", { credits_delta => 15 }, $t->auth($admin));
-$dbh->do(q{UPDATE users SET cash_earned = 30 WHERE id = ?}, undef, $v->{id});
+cash($v->{id}, 3000);
 $dbh->do(q{INSERT INTO transactions (user_id, type, amount, status) VALUES (?, 'cashout', 20, 'pending')},
 	undef, $v->{id});
 ($code, $out) = check();
@@ -53,6 +63,13 @@ $dbh->do(q{INSERT INTO credit_ledger (user_id, delta, balance_after, reason) VAL
 ($code, $out) = check();
 is($code, 1, 'a ledger row with no balance change: exit 1');
 like($out, qr/^balance: user \Q$v->{id}\E /m, 'names that user');
+
+# Referral cash earned without its cash ledger row, likewise.
+$dbh->do(q{UPDATE users SET cash_earned = cash_earned + 1 WHERE id = ?}, undef, $u->{id});
+($code, $out) = check();
+like($out, qr/^earned: user \Q$u->{id}\E <\Q$u->{email}\E> has 100 cents of referral cash earned, but the cash ledger sums to 0$/m,
+	'cash earned off its cash ledger: named');
+$dbh->do(q{UPDATE users SET cash_earned = cash_earned - 1 WHERE id = ?}, undef, $u->{id});
 
 # --- a stale credit hold -----------------------------------------------------------
 
@@ -85,7 +102,7 @@ like($out, qr/^cashout: user \Q$v->{id}\E <\Q$v->{email}\E> has cash-out [0-9a-f
 is((check('--cashout-days', 30))[0], 0, '--cashout-days 30: passes');
 is((check('--cashout-days', 10))[0], 1, '--cashout-days 10: not yet');
 
-$dbh->do(q{UPDATE users SET cash_earned = 5 WHERE id = ?}, undef, $v->{id});
+cash($v->{id}, -2500, 'clawback');
 ($code, $out) = check('--cashout-days', 30);
 is($code, 1, 'more pending than earned: exit 1');
 like($out, qr/^cash: user \Q$v->{id}\E <\Q$v->{email}\E> has -1500 cents of referral cash available, below zero$/m,

@@ -332,6 +332,22 @@ sub admin {
 # auth($user) is the Authorization header of a user from user().
 sub auth { return { Authorization => "Bearer $_[1]{access_token}" } }
 
+# metric($name, %labels) is the value of one series of GET /api/metrics
+# (the labels in any order), or 0 when there is no such series.
+sub metric {
+	my ($self, $name, %labels) = @_;
+	my $body = $self->json_req(GET => '/api/metrics')->res->body // '';
+	for my $line (split /\n/, $body) {
+		next unless $line =~ /^\Q$name\E(?:\{(.*)\})? (\S+)$/;
+		my ($l, $v) = ($1 // '', $2);
+		my %got = $l =~ /(\w+)="([^"]*)"/g;
+		next unless keys %got == keys %labels
+			&& !grep { ($got{$_} // "\0") ne $labels{$_} } keys %labels;
+		return 0 + $v;
+	}
+	return 0;
+}
+
 # wait_for(sub { ... }, $timeout = 10, $what) polls the sub until it
 # returns true and returns that value; on timeout it diags and returns undef.
 sub wait_for {
