@@ -19,6 +19,9 @@
 #include "lib/json.h"
 #include "lib/xalloc.h"
 
+/* The body's values land in the request's r->in[], one per setting. */
+_Static_assert(SET__MAX <= JSON_MAX_FIELDS, "more settings than r->in holds");
+
 struct jfield admin_settings_in[SET__MAX + 1];
 
 void
