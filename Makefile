@@ -153,7 +153,10 @@ install: $(BUILD)/miky vendor
 	install -m 644 $(SCHEMA) $(DESTDIR)$(PREFIX)/share/miky/schema/
 	install -m 644 nginx/*.conf* $(DESTDIR)$(PREFIX)/share/miky/nginx/
 	install -m 644 nginx/snippets/*.conf $(DESTDIR)$(PREFIX)/share/miky/nginx/snippets/
-	install -m 644 systemd/*.service $(DESTDIR)/etc/systemd/system/
+	install -m 644 systemd/*.service systemd/*.timer \
+	    $(DESTDIR)/etc/systemd/system/
+	install -d $(DESTDIR)$(PREFIX)/share/miky/scripts
+	install -m 755 scripts/nginx-site.sh $(DESTDIR)$(PREFIX)/share/miky/scripts/
 	cp -R web/. $(DESTDIR)$(PREFIX)/share/miky/web/
 	chmod -R a+rX,go-w $(DESTDIR)$(PREFIX)/share/miky/web
 

@@ -16,11 +16,14 @@ enum access {
 struct db;
 struct user;
 
+struct event_later;
+
 #define APP_PREFETCH	4
 
 struct app_req {
 	struct db	*db;		/* borrowed connection, if any */
 	struct user	*user;		/* USER and ADMIN routes */
+	struct event_later *later;	/* events awaiting commit (events.h) */
 	/* sql_prefetch(): reads sent along with the next statement. */
 	struct sql_pre {
 		int		 stmt;
@@ -110,9 +113,25 @@ void	referrals_stats(struct request *);
 void	referrals_share_link(struct request *);
 void	referrals_cashout(struct request *);
 
+/* admin.c, admin_money.c, admin_settings.c */
+extern const struct jfield admin_user_in[], admin_tx_in[];
+extern struct jfield admin_settings_in[];	/* from settings.c's table */
+void	admin_settings_init(void);
+void	admin_stats(struct request *);
+void	admin_users(struct request *);
+void	admin_user_update(struct request *);
+void	admin_conversations(struct request *);
+void	admin_transactions(struct request *);
+void	admin_transaction_update(struct request *);
+void	admin_settings_get(struct request *);
+void	admin_settings_put(struct request *);
+
 /* ops.c */
 void	ops_health(struct request *);
 void	ops_metrics(struct request *);
+
+/* checkledger.c: `miky check-ledger`; returns the exit status. */
+int	check_ledger_main(int argc, char *argv[]);
 
 /* migrate.c */
 int	migrate_run(const char *conninfo);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "events.h"
 #include "mail.h"
 #include "policy.h"
 #include "ratelimit.h"
@@ -270,8 +271,13 @@ auth_signup(struct request *r)
 		    UE_FIRST_NAME), NULL) != 0))
 			return;
 	}
-	if (sql_commit_or_reply(r) == 0)
-		reply_status(r, "verification_sent", email);
+	if (sql_commit_or_reply(r) != 0)
+		return;
+	/* A new account's sign-up grant (STMT_SIGNUP_INSERT). */
+	if (new_id != NULL &&
+	    settings_int(settings_for(r), SET_SIGNUP_CREDITS) > 0)
+		event_note(EV_GRANT, "signup", "granted", NULL);
+	reply_status(r, "verification_sent", email);
 }
 
 void

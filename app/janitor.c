@@ -47,6 +47,8 @@ round_once(void)
 	    "sign-ups never verified");
 	if ((res = db_exec(d, STMT_RATE_PURGE, NO_ARGS, &err)) != NULL)
 		PQclear(res);
+	if ((res = db_exec(d, STMT_STATS_FOLD, NO_ARGS, &err)) != NULL)
+		PQclear(res);
 	db_release(d);
 }
 

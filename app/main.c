@@ -8,6 +8,7 @@
 #include "app.h"
 #include "sql.h"
 #include "config.h"
+#include "settings.h"
 #include "lib/db.h"
 #include "lib/log.h"
 
@@ -20,6 +21,9 @@ usage(FILE *out)
 	    "  migrate        apply pending database migrations\n"
 	    "  mailer         send queued mail (SMTP, or .eml files)\n"
 	    "  check-config   check the environment and print the settings\n"
+	    "  check-ledger [--cashout-days N]   check the money invariants\n"
+	    "  settings       list the business settings (admin_settings)\n"
+	    "  sql [NAME]     list the SQL statements, or print one (to EXPLAIN)\n"
 	    "  user promote EMAIL   make an account an administrator\n"
 	    "  help           this text\n"
 	    "Settings come from the environment; see README.md.\n");
@@ -42,15 +46,22 @@ load_config(unsigned flags)
 	return 0;
 }
 
+/*
+ * `miky migrate` connects as the owner of the database: the URL in
+ * MIGRATE_DATABASE_URL, else DATABASE_URL (one role for both, as in a
+ * setup without the restricted app role).
+ */
 static int
 cmd_migrate(void)
 {
-	const char *url = getenv("DATABASE_URL");
+	const char *url = getenv("MIGRATE_DATABASE_URL");
 
 	log_set_process("migrate");
+	if (url == NULL || *url == '\0')
+		url = getenv("DATABASE_URL");
 	if (url == NULL || *url == '\0') {
-		fprintf(stderr, "DATABASE_URL: not set (libpq connection "
-		    "string)\n");
+		fprintf(stderr, "MIGRATE_DATABASE_URL or DATABASE_URL: not set "
+		    "(libpq connection string of the database owner)\n");
 		return 1;
 	}
 	return migrate_run(url) == 0 ? 0 : 1;
@@ -97,6 +108,30 @@ cmd_user(int argc, char *argv[])
 	return rc;
 }
 
+/*
+ * `miky sql`: the names of the statements in app/sql.c; `miky sql NAME`:
+ * that statement's text, e.g. for EXPLAIN (bench/admin-scale.sh).
+ */
+static int
+cmd_sql(int argc, char *argv[])
+{
+	int i;
+
+	for (i = 0; i < STMT__MAX; i++) {
+		if (argc < 3)
+			printf("%s\n", sql_stmts[i].name);
+		else if (strcmp(argv[2], sql_stmts[i].name) == 0) {
+			printf("%s\n", sql_stmts[i].sql);
+			return 0;
+		}
+	}
+	if (argc < 3)
+		return 0;
+	fprintf(stderr, "miky: no statement %s (miky sql lists them)\n",
+	    argv[2]);
+	return 1;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -110,6 +145,17 @@ main(int argc, char *argv[])
 		return cmd_migrate();
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc, argv);
+	if (strcmp(cmd, "sql") == 0)
+		return cmd_sql(argc, argv);
+	if (strcmp(cmd, "settings") == 0) {
+		settings_describe(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "check-ledger") == 0) {
+		log_set_process("check-ledger");
+		return load_config(CONF_NO_JWT) == 0 ?
+		    check_ledger_main(argc, argv) : 2;
+	}
 	if (strcmp(cmd, "check-config") == 0) {
 		if (load_config(0) != 0)
 			return 1;

@@ -3,6 +3,11 @@
  * own transaction, recording each in schema_migrations with a checksum.
  * A session advisory lock serialises concurrent runs (several hosts
  * deploying at once); running it again applies nothing.
+ *
+ * It runs as the owner of the database, never as the app's restricted
+ * role: after each migration (in its transaction) and once at the end of
+ * every run it calls miky_app_grants() (schema/020), which grants the app
+ * role what it may do on every table, new ones included.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,15 +22,25 @@
 
 #define MIGRATE_LOCK	"7314063317"	/* any constant shared by all runs */
 
+/* The app role's grants, once schema/020 has made the function. */
+#define GRANTS \
+	"DO $$ BEGIN IF to_regprocedure('public.miky_app_grants()') IS NOT NULL" \
+	" THEN PERFORM public.miky_app_grants(); END IF; END $$"
+
 static int
 exec_ok(PGconn *c, const char *sql)
 {
 	PGresult *res = PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(res);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 
 	if (!ok)
 		log_errx("migrate: %s", PQresultErrorMessage(res));
+	if (!ok && state != NULL && strcmp(state, "42501") == 0)
+		log_errx("migrate: this role may not change the schema: run "
+		    "migrations as the owner of the database "
+		    "(MIGRATE_DATABASE_URL)");
 	PQclear(res);
 	return ok ? 0 : -1;
 }
@@ -63,7 +78,7 @@ apply(PGconn *c, const struct schema_file *f)
 
 	if (exec_ok(c, "BEGIN") != 0)
 		return -1;
-	if (exec_ok(c, f->sql) != 0)
+	if (exec_ok(c, f->sql) != 0 || exec_ok(c, GRANTS) != 0)
 		goto fail;
 	res = PQexecParams(c, "INSERT INTO schema_migrations (version, "
 	    "checksum) VALUES ($1, md5($2))", 2, NULL, params, NULL, NULL, 0);
@@ -109,6 +124,8 @@ migrate_run(const char *conninfo)
 			goto unlock;
 		done++;
 	}
+	if (exec_ok(c, GRANTS) != 0)
+		goto unlock;
 	log_info("schema up to date (%d applied now, %zu in all)", done,
 	    schema_nfiles);
 	rc = 0;

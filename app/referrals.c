@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "app.h"
+#include "events.h"
 #include "config.h"
 #include "mail.h"
 #include "referrals.h"
@@ -48,6 +49,9 @@ qualify_locked(struct request *r, const char *id, const char *referrer,
 	if ((rw = sql_run(r, STMT_REFERRAL_QUALIFY, ARGS(id, tx, cents),
 	    err)) == NULL)
 		return -1;
+	if (sql_rows(rw) > 0)
+		event_later(r, EV_GRANT, "referral_cash", sql_int(rw, 0,
+		    RW_AMOUNT) > 0 ? "granted" : "capped");
 	return tell(r, MAIL_REFERRAL_CASH, rw, referrer, err);
 }
 
@@ -97,6 +101,8 @@ referral_activate(struct request *r, const char *referee, struct db_err *err)
 		return -1;
 	if (sql_rows(rw) == 0)
 		return 0;
+	event_later(r, EV_GRANT, "referral", sql_int(rw, 0, RW_AMOUNT) > 0 ?
+	    "granted" : "capped");
 	/* A payment made before the activation qualifies it now. */
 	if ((paid = sql_run(r, STMT_FIRST_PAYMENT, ARGS(referee), err)) ==
 	    NULL)
@@ -134,10 +140,13 @@ referral_clawback(struct request *r, const char *transaction,
 	if ((res = sql_run(r, STMT_REFERRAL_CLAWBACK, ARGS(sql_str(ref, 0,
 	    RF_ID), sql_str(ref, 0, RF_REFERRER)), err)) == NULL)
 		return -1;
-	if (sql_rows(res) > 0)
+	if (sql_rows(res) > 0) {
 		log_info("referral %s: %lld cents clawed back after the refund "
 		    "of %s", sql_str(ref, 0, RF_ID), sql_int(res, 0, SQL_ONLY),
 		    transaction);
+		event_later(r, EV_CLAWBACK, "cash", sql_int(res, 0, SQL_ONLY) >
+		    0 ? "taken" : "none_left");
+	}
 	return 0;
 }
 
@@ -343,6 +352,7 @@ referrals_cashout(struct request *r)
 	}
 	if (sql_commit_or_reply(r) != 0)
 		return;
+	event_note(EV_CASHOUT, "requested", "ok", NULL);
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_key(&w, "transaction");

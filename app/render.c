@@ -14,13 +14,13 @@ struct field {
 	enum kind	 kind;
 };
 
-static void
-render(struct jw *w, const struct field *f, const PGresult *res, int row,
+/* Writes the members of fields f from column col on; returns the next. */
+static int
+members(struct jw *w, const struct field *f, const PGresult *res, int row,
     int col)
 {
 	const char *v;
 
-	jw_obj(w);
 	for (; f->name != NULL; f++, col++) {
 		v = sql_str(res, row, col);
 		jw_key(w, f->name);
@@ -35,7 +35,26 @@ render(struct jw *w, const struct field *f, const PGresult *res, int row,
 		else
 			jw_str(w, v);
 	}
+	return col;
+}
+
+/* An object of fields f, then (if not NULL) of fields more after them. */
+static void
+render2(struct jw *w, const struct field *f, const struct field *more,
+    const PGresult *res, int row, int col)
+{
+	jw_obj(w);
+	col = members(w, f, res, row, col);
+	if (more != NULL)
+		members(w, more, res, row, col);
 	jw_end(w);
+}
+
+static void
+render(struct jw *w, const struct field *f, const PGresult *res, int row,
+    int col)
+{
+	render2(w, f, NULL, res, row, col);
 }
 
 /* In the order of the *_COLS lists of render.h. */
@@ -78,6 +97,20 @@ static const struct field referral_fields[] = {
 	{ NULL, STR }
 };
 
+/* What admins see besides, in the order of the ADMIN_*_COLS lists. */
+static const struct field admin_user_fields[] = {
+	{ "banned", BOOL }, { NULL, STR }
+};
+
+static const struct field admin_conversation_fields[] = {
+	{ "user_id", STR }, { "user_email", STR }, { NULL, STR }
+};
+
+static const struct field admin_transaction_fields[] = {
+	{ "user_id", STR }, { "user_email", STR }, { "method", STR },
+	{ "destination", STR }, { NULL, STR }
+};
+
 #define NFIELDS(a)	(sizeof(a) / sizeof((a)[0]) - 1)
 _Static_assert(NFIELDS(user_fields) == USER_NCOLS, "USER_COLS");
 _Static_assert(NFIELDS(conversation_fields) == CONV_NCOLS, "CONV_COLS");
@@ -85,6 +118,13 @@ _Static_assert(NFIELDS(message_fields) == MSG_NCOLS, "MSG_COLS");
 _Static_assert(NFIELDS(ledger_fields) == LEDGER_NCOLS, "LEDGER_COLS");
 _Static_assert(NFIELDS(transaction_fields) == TX_NCOLS, "TX_COLS");
 _Static_assert(NFIELDS(referral_fields) == REFERRAL_NCOLS, "REFERRAL_COLS");
+_Static_assert(NFIELDS(user_fields) + NFIELDS(admin_user_fields) ==
+    ADMIN_USER_NCOLS, "ADMIN_USER_COLS");
+_Static_assert(NFIELDS(conversation_fields) +
+    NFIELDS(admin_conversation_fields) == ADMIN_CONV_NCOLS,
+    "ADMIN_CONV_COLS");
+_Static_assert(NFIELDS(transaction_fields) +
+    NFIELDS(admin_transaction_fields) == ADMIN_TX_NCOLS, "ADMIN_TX_COLS");
 
 /*
  * "2026-11-26 12:58:08.447123+00" (or without a fraction) becomes
@@ -147,4 +187,25 @@ void
 render_referral(struct jw *w, const PGresult *res, int row, int col)
 {
 	render(w, referral_fields, res, row, col);
+}
+
+void
+render_admin_user(struct jw *w, const PGresult *res, int row, int col)
+{
+	render2(w, user_fields, admin_user_fields, res, row, col);
+}
+
+void
+render_admin_conversation(struct jw *w, const PGresult *res, int row,
+    int col)
+{
+	render2(w, conversation_fields, admin_conversation_fields, res, row,
+	    col);
+}
+
+void
+render_admin_transaction(struct jw *w, const PGresult *res, int row,
+    int col)
+{
+	render2(w, transaction_fields, admin_transaction_fields, res, row, col);
 }

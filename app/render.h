@@ -66,7 +66,38 @@ enum { TX_ID, TX_TYPE, TX_AMOUNT_CENTS, TX_CREDITS, TX_STATUS,
 enum { REFERRAL_FIRST_NAME, REFERRAL_STATUS, REFERRAL_CREATED_AT,
 	REFERRAL_CREDITS_AWARDED, REFERRAL_CASH_AWARDED, REFERRAL_NCOLS };
 
+/*
+ * The objects as admins see them (api.md, Admin): a user with `banned`;
+ * a conversation with its owner's id and email; a transaction with its
+ * owner's id and email and, for a cash-out, where to pay it.
+ */
+#define ADMIN_USER_COLS(u)						\
+	USER_COLS(u) ", " u ".banned_at IS NOT NULL"
+#define ADMIN_USER_NCOLS	(USER_NCOLS + 1)
+
+/*
+ * The owner's email is a sub-select per row (a page has at most 101): a
+ * join to users lets the planner size a Memoize node for a million users,
+ * which costs more than the page.
+ */
+#define ADMIN_OWNER_EMAIL(x)						\
+	"(SELECT o.email FROM users o WHERE o.id = " x ".user_id)"
+
+#define ADMIN_CONV_COLS(c)						\
+	CONV_COLS(c) ", " c ".user_id, " ADMIN_OWNER_EMAIL(c)
+#define ADMIN_CONV_NCOLS	(CONV_NCOLS + 2)
+
+#define ADMIN_TX_COLS(t)						\
+	TX_COLS(t) ", " t ".user_id, " ADMIN_OWNER_EMAIL(t) ", "	\
+	t ".cashout_method, " t ".cashout_destination"
+#define ADMIN_TX_NCOLS		(TX_NCOLS + 4)
+
 void	render_user(struct jw *, const PGresult *, int row, int col);
+void	render_admin_user(struct jw *, const PGresult *, int row, int col);
+void	render_admin_conversation(struct jw *, const PGresult *, int row,
+	    int col);
+void	render_admin_transaction(struct jw *, const PGresult *, int row,
+	    int col);
 void	render_conversation(struct jw *, const PGresult *, int row, int col);
 void	render_message(struct jw *, const PGresult *, int row, int col);
 void	render_ledger(struct jw *, const PGresult *, int row, int col);

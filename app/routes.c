@@ -11,6 +11,7 @@
 #include "app.h"
 #include "chat.h"
 #include "config.h"
+#include "events.h"
 #include "session.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -84,6 +85,21 @@ static const struct route routes[] = {
 	{ "POST", "/api/referrals/cashout", referrals_cashout, USER, 64 * KB,
 	    referrals_cashout_in },
 
+	{ "GET", "/api/admin/stats", admin_stats, ADMIN, 0, NULL },
+	{ "GET", "/api/admin/users", admin_users, ADMIN, 0, NULL },
+	{ "PUT", "/api/admin/users/:id", admin_user_update, ADMIN, 64 * KB,
+	    admin_user_in },
+	{ "GET", "/api/admin/conversations", admin_conversations, ADMIN, 0,
+	    NULL },
+	{ "GET", "/api/admin/transactions", admin_transactions, ADMIN, 0,
+	    NULL },
+	{ "PUT", "/api/admin/transactions/:id", admin_transaction_update,
+	    ADMIN, 64 * KB, admin_tx_in },
+	{ "GET", "/api/admin/settings", admin_settings_get, ADMIN, 0, NULL },
+	/* Ten personas' system prompts may take 200,000 characters. */
+	{ "PUT", "/api/admin/settings", admin_settings_put, ADMIN, 512 * KB,
+	    admin_settings_in },
+
 	{ "GET", "/api/health", ops_health, PUBLIC, 0, NULL },
 	{ "GET", "/api/metrics", ops_metrics, PUBLIC, 0, NULL },
 };
@@ -108,6 +124,7 @@ routes_init(void)
 {
 	size_t i, k;
 
+	admin_settings_init();
 	for (i = 0; i < NROUTES; i++)
 		for (k = 0; k < sizeof(prefetches) / sizeof(prefetches[0]); k++)
 			if (routes[i].handler == prefetches[k].handler)
@@ -116,7 +133,9 @@ routes_init(void)
 	for (i = 0; i < NROUTES; i++)
 		route_names[i] = xasprintf("%s %s", routes[i].method,
 		    routes[i].pattern);
-	return metrics_init(route_names, NROUTES);
+	if (metrics_init(route_names, NROUTES) != 0)
+		return -1;
+	return events_init();
 }
 
 /* True if origin is listed in CORS_ORIGINS (comma-separated). */

@@ -16,6 +16,26 @@
 #include "lib/password.h"
 #include "lib/server.h"
 
+/*
+ * The app's role must not be able to rewrite money history
+ * (schema/020): say so loudly when DATABASE_URL names one that can,
+ * such as the owner.
+ */
+static void
+role_check(struct db *d)
+{
+	struct db_err err;
+	PGresult *res;
+
+	if ((res = db_exec(d, STMT_ROLE_CAN_REWRITE, NO_ARGS, &err)) == NULL)
+		return;
+	if (sql_bool(res, 0, SQL_ONLY))
+		log_warnx("DATABASE_URL's role may UPDATE or DELETE the credit "
+		    "ledger: connect as the restricted role miky_app "
+		    "(README, \"Database roles\")");
+	PQclear(res);
+}
+
 static int
 worker_init(void)
 {
@@ -41,8 +61,10 @@ worker_init(void)
 	 * database (db_check_stmts); open it now, not at the first request.
 	 * A database that is down is checked when it is back.
 	 */
-	if ((d = db_acquire(&err)) != NULL)
+	if ((d = db_acquire(&err)) != NULL) {
+		role_check(d);
 		db_release(d);
+	}
 	return settings_start(conf.database_url) != 0 ||
 	    janitor_start() != 0 ? -1 : 0;
 }

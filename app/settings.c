@@ -2,6 +2,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,7 @@
 #include "settings.h"
 #include "lib/clock.h"
 #include "lib/db.h"
+#include "lib/jsonw.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
@@ -124,38 +127,74 @@ unref(struct settings *s)
 }
 
 /*
- * Sets setting i of s from the text of its row (NULL: no row), or from
- * its default when the row is missing or fails its check.
+ * The value in effect of setting i given the text of its row (NULL: no
+ * row): the row's value, or the default when the row is missing or
+ * fails its check (logged if `warn`).  The caller cJSON_Delete()s it.
  */
-static void
-set_one(struct settings *s, int i, const char *text)
+static cJSON *
+effective(int i, const char *text, bool warn)
 {
 	const struct setting_def *d = &setting_defs[i];
 	cJSON *v = text != NULL ? cJSON_Parse(text) : NULL;
 	const char *why = NULL;
 
 	if (text != NULL && (why = settings_check(i, v)) != NULL) {
-		log_warnx("setting %s: %s; using the default", d->key, why);
+		if (warn)
+			log_warnx("setting %s: %s; using the default", d->key,
+			    why);
 		cJSON_Delete(v);
 		v = NULL;
 	}
-	if (d->type == SETTING_INT) {
-		s->ints[i] = v != NULL ? (long long)v->valuedouble : d->def;
+	if (v == NULL)
+		v = d->type == SETTING_INT ? cJSON_CreateNumber((double)d->def) :
+		    cJSON_Parse(d->def_json);
+	if (v == NULL)
+		xoom();
+	return v;
+}
+
+/* Sets setting i of s from the text of its row (NULL: no row). */
+static void
+set_one(struct settings *s, int i, const char *text)
+{
+	cJSON *v = effective(i, text, true);
+
+	if (setting_defs[i].type == SETTING_INT) {
+		s->ints[i] = (long long)v->valuedouble;
 		cJSON_Delete(v);
 		return;
 	}
-	if (v == NULL && (v = cJSON_Parse(d->def_json)) == NULL)
-		xoom();
 	s->json[i] = v;
 }
 
+void
+settings_write(struct jw *w, const PGresult *rows)
+{
+	const char *text[SET__MAX] = { 0 };
+	char *json;
+	cJSON *v;
+	int i, k;
+
+	for (i = 0; i < sql_rows(rows); i++)
+		if ((k = settings_lookup(sql_str(rows, i, SA_KEY))) >= 0)
+			text[k] = sql_str(rows, i, SA_VALUE);
+	jw_obj(w);
+	for (i = 0; i < SET__MAX; i++) {
+		v = effective(i, text[i], false);
+		if ((json = cJSON_PrintUnformatted(v)) == NULL)
+			xoom();
+		jw_kraw(w, setting_defs[i].key, json);
+		free(json);
+		cJSON_Delete(v);
+	}
+	jw_end(w);
+}
+
 /* Reads every row into a new snapshot and publishes it. */
-enum { ROW_KEY, ROW_VALUE };
 static int
 load(PGconn *c)
 {
-	PGresult *res = PQexec(c, "SELECT key, value::text FROM "
-	    "admin_settings");
+	PGresult *res = PQexec(c, sql_stmts[STMT_SETTINGS_ALL].sql);
 	const char *text[SET__MAX] = { 0 };
 	struct settings *s, *old;
 	int i, k;
@@ -166,8 +205,8 @@ load(PGconn *c)
 		return -1;
 	}
 	for (i = 0; i < sql_rows(res); i++)
-		if ((k = settings_lookup(sql_str(res, i, ROW_KEY))) >= 0)
-			text[k] = sql_str(res, i, ROW_VALUE);
+		if ((k = settings_lookup(sql_str(res, i, SA_KEY))) >= 0)
+			text[k] = sql_str(res, i, SA_VALUE);
 	s = xcalloc(1, sizeof(*s));
 	atomic_init(&s->refs, 1);
 	for (i = 0; i < SET__MAX; i++)
@@ -302,6 +341,24 @@ settings_lookup(const char *key)
 		if (strcmp(setting_defs[i].key, key) == 0)
 			return i;
 	return -1;
+}
+
+void
+settings_describe(FILE *out)
+{
+	const struct setting_def *d;
+	int i;
+
+	fprintf(out, "key\ttype\tdefault\tmin\tmax\tdescription\n");
+	for (i = 0; i < SET__MAX; i++) {
+		d = &setting_defs[i];
+		if (d->type == SETTING_INT)
+			fprintf(out, "%s\tint\t%lld\t%lld\t%lld\t%s\n", d->key,
+			    d->def, d->min, d->max, d->description);
+		else
+			fprintf(out, "%s\tjson\t%s\t\t\t%s\n", d->key,
+			    d->def_json, d->description);
+	}
 }
 
 const char *

@@ -17,7 +17,10 @@
 #ifndef MIKY_APP_SETTINGS_H
 #define MIKY_APP_SETTINGS_H
 
+#include <stdio.h>
+
 #include <cJSON.h>
+#include <libpq-fe.h>
 
 struct request;
 struct settings;
@@ -99,6 +102,19 @@ int		 settings_lookup(const char *key);
  * sentence for the client naming what is wrong.
  */
 const char	*settings_check(enum setting, const cJSON *value);
+/*
+ * Writes {key: value, ...} for every setting, each the value in effect
+ * given `rows` (STMT_SETTINGS_ALL: the rows of admin_settings): its
+ * row's value if that passes its check, else the default.  This is what
+ * every worker uses once it has reloaded.
+ */
+struct jw;
+void		 settings_write(struct jw *, const PGresult *rows);
+/*
+ * `miky settings`: the table, one setting a line, tab-separated: key,
+ * type (int or json), default, min, max, description.
+ */
+void		 settings_describe(FILE *);
 /* The model of a plan (models setting), never NULL. */
 const char	*settings_model(const struct settings *, const char *plan);
 /* A plan of the plans setting, and a credit pack of credit_packs. */

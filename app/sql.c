@@ -1,5 +1,6 @@
 #include "sql.h"
 #include "app.h"
+#include "events.h"
 #include "render.h"
 #include <limits.h>
 #include <string.h>
@@ -679,10 +680,244 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "DELETE FROM email_outbox WHERE status <> 'pending'"
 	    " AND coalesce(sent_at, created_at)"
 	    "  < now() - $1::int * interval '1 day'", 1, 0, 0),
-	/* Sign-ups not verified within $1 days. */
+	/*
+	 * Sign-ups not verified within $1 days.  An account once verified
+	 * (an admin may set email_verified back to false) is never one.
+	 */
 	S(STMT_PENDING_PURGE,
 	    "DELETE FROM users WHERE NOT email_verified"
+	    " AND email_verified_at IS NULL"
 	    " AND updated_at < now() - $1::int * interval '1 day'", 1, 0, 0),
+	/*
+	 * Folds the statistics' deltas into their days (schema/021).  One
+	 * folder at a time, the others skip (an advisory lock held until
+	 * this statement's transaction ends); rows are upserted in key
+	 * order.
+	 */
+	S(STMT_STATS_FOLD,
+	    "WITH l AS (SELECT pg_try_advisory_xact_lock(7314, 21) AS got),"
+	    " d AS (DELETE FROM stats_deltas WHERE (SELECT got FROM l)"
+	    "  RETURNING metric, day, delta)"
+	    " INSERT INTO stats_daily AS s (metric, day, value)"
+	    " SELECT metric, day, sum(delta) FROM d GROUP BY metric, day"
+	    " ORDER BY metric, day"
+	    " ON CONFLICT (metric, day) DO UPDATE SET value = s.value"
+	    " + excluded.value", 0, 0, 0),
+
+	/*
+	 * The admin lists filter on optional parameters ("$1 IS NULL OR
+	 * ..."), which only a plan made for the values at hand turns into
+	 * the right index: run them after this, in their transaction.
+	 */
+	S(STMT_CUSTOM_PLANS,
+	    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)",
+	    0, 1, 0),
+	/*
+	 * GET /api/admin/stats: the rollup of schema/021 (unfolded deltas
+	 * included), the messages of the last 24 hours by index, pending
+	 * cash-outs by index.  Days are UTC; "7d" and "30d" are today and
+	 * the 6 or 29 days before.
+	 */
+	S(STMT_ADMIN_STATS,
+	    "WITH s AS (SELECT metric, day, value AS n FROM stats_daily"
+	    "  UNION ALL SELECT metric, day, delta FROM stats_deltas),"
+	    " d AS (SELECT stats_day(now()) AS today)"
+	    " SELECT coalesce(sum(n) FILTER (WHERE metric = 'users'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'users_verified'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'users_free'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'users_plus'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'users_business'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'signups'"
+	    "  AND day > today - 7), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'messages'), 0),"
+	    " (SELECT count(*) FROM messages"
+	    "  WHERE created_at > now() - interval '24 hours'),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'credits_consumed'"
+	    "  AND day > today - 30), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'revenue_cents'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'revenue_cents'"
+	    "  AND day > today - 30), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'referrals'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'referrals_activated'),"
+	    "  0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'referrals_qualified'),"
+	    "  0),"
+	    " (SELECT count(*) FROM transactions"
+	    "  WHERE type = 'cashout' AND status = 'pending'),"
+	    " (SELECT coalesce((sum(amount) * 100)::bigint, 0) FROM transactions"
+	    "  WHERE type = 'cashout' AND status = 'pending')"
+	    " FROM s, d", 0, AS__N, DB_RETRY),
+	/* The last $1 days, oldest first, each with its sign-ups. */
+	S(STMT_ADMIN_SERIES,
+	    "WITH s AS (SELECT metric, day, value AS n FROM stats_daily"
+	    "  WHERE metric IN ('signups', 'messages', 'revenue_cents')"
+	    "  AND day > stats_day(now()) - $1::int"
+	    "  UNION ALL SELECT metric, day, delta FROM stats_deltas"
+	    "  WHERE metric IN ('signups', 'messages', 'revenue_cents'))"
+	    " SELECT g.day::text,"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'signups'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'messages'), 0),"
+	    " coalesce(sum(n) FILTER (WHERE metric = 'revenue_cents'), 0)"
+	    " FROM (SELECT (stats_day(now()) - i) AS day"
+	    "  FROM generate_series(0, $1::int - 1) i) g"
+	    " LEFT JOIN s ON s.day = g.day GROUP BY g.day ORDER BY g.day",
+	    1, SE__N, DB_RETRY),
+	/*
+	 * Users newest first, (created_at, id) cursor.  $1 is a prefix of
+	 * the email or of the first, last or full name, any case; each is
+	 * a range of a text_pattern_ops index (schema/021).
+	 */
+	S(STMT_ADMIN_USERS,
+	    "SELECT api_us(u.created_at), " ADMIN_USER_COLS("u")
+	    " FROM users u WHERE ($1::text IS NULL"
+	    "  OR u.email ~>=~ lower($1)"
+	    "   AND u.email ~<~ (lower($1) || chr(1114111))"
+	    "  OR lower(u.first_name) ~>=~ lower($1)"
+	    "   AND lower(u.first_name) ~<~ (lower($1) || chr(1114111))"
+	    "  OR lower(u.last_name) ~>=~ lower($1)"
+	    "   AND lower(u.last_name) ~<~ (lower($1) || chr(1114111))"
+	    "  OR lower(u.first_name || ' ' || u.last_name) ~>=~ lower($1)"
+	    "   AND lower(u.first_name || ' ' || u.last_name)"
+	    "    ~<~ (lower($1) || chr(1114111)))"
+	    " AND ($2::text IS NULL OR u.plan = $2)"
+	    " AND ($3::bigint IS NULL OR (u.created_at, u.id)"
+	    "  < (api_from_us($3), $4::uuid))"
+	    " ORDER BY u.created_at DESC, u.id DESC LIMIT $5", 5, AL__N, 0),
+	/* The state an admin change starts from, locked (user row first). */
+	S(STMT_ADMIN_USER_LOCK,
+	    "SELECT plan, role, credits, banned_at IS NOT NULL, email_verified"
+	    " FROM users WHERE id = $1 FOR NO KEY UPDATE", 1, UK__N, 0),
+	/*
+	 * NULL leaves a field as it is.  A ban keeps its first date; an
+	 * email marked verified keeps the date it first was.
+	 */
+	S(STMT_ADMIN_USER_UPDATE,
+	    "UPDATE users SET plan = coalesce($2, plan),"
+	    " role = coalesce($3, role),"
+	    " banned_at = CASE WHEN $4::boolean IS NULL THEN banned_at"
+	    "  WHEN $4::boolean THEN coalesce(banned_at, now()) END,"
+	    " email_verified = coalesce($5::boolean, email_verified),"
+	    " email_verified_at = CASE WHEN $5::boolean"
+	    "  THEN coalesce(email_verified_at, now()) ELSE email_verified_at END"
+	    " WHERE id = $1 RETURNING " ADMIN_USER_COLS("users"), 5,
+	    ADMIN_USER_NCOLS, 0),
+	/* Conversations most recently updated first, of one user or all. */
+	S(STMT_ADMIN_CONVS,
+	    "SELECT api_us(c.updated_at), " ADMIN_CONV_COLS("c")
+	    " FROM conversations c WHERE ($1::uuid IS NULL OR c.user_id = $1)"
+	    " AND ($2::bigint IS NULL OR (c.updated_at, c.id)"
+	    "  < (api_from_us($2), $3::uuid))"
+	    " ORDER BY c.updated_at DESC, c.id DESC LIMIT $4", 4, AC__N, 0),
+	/* Transactions newest first, by type and status. */
+	S(STMT_ADMIN_TXS,
+	    "SELECT api_us(t.created_at), " ADMIN_TX_COLS("t")
+	    " FROM transactions t WHERE ($1::text IS NULL OR t.type = $1)"
+	    " AND ($2::text IS NULL OR t.status = $2)"
+	    " AND ($3::bigint IS NULL OR (t.created_at, t.id)"
+	    "  < (api_from_us($3), $4::uuid))"
+	    " ORDER BY t.created_at DESC, t.id DESC LIMIT $5", 5, AT__N, 0),
+	S(STMT_ADMIN_TX_GET,
+	    "SELECT user_id, type, status FROM transactions WHERE id = $1", 1,
+	    TG__N, 0),
+	/*
+	 * Ends a pending cash-out (the caller holds its user's row lock):
+	 * completed adds it to what was paid out; failed makes it
+	 * available again, since available counts pending cash-outs only.
+	 * No row: it is no longer pending.
+	 */
+	S(STMT_ADMIN_CASHOUT_END,
+	    "WITH t AS (UPDATE transactions SET status = $2"
+	    "  WHERE id = $1 AND type = 'cashout' AND status = 'pending'"
+	    "  RETURNING *),"
+	    " p AS (UPDATE users SET cash_paid_out = cash_paid_out + t.amount"
+	    "  FROM t WHERE users.id = t.user_id AND t.status = 'completed')"
+	    " SELECT " ADMIN_TX_COLS("t") " FROM t", 2, ADMIN_TX_NCOLS,
+	    0),
+	S(STMT_SETTINGS_ALL,
+	    "SELECT key, value::text FROM admin_settings ORDER BY key", 0,
+	    SA__N, DB_RETRY),
+	/*
+	 * Sets setting $1 to $2 for admin $3 (from address $4) with its
+	 * audit row, old and new values, in one statement; the trigger on
+	 * admin_settings notifies every worker at commit.  No row back:
+	 * the value was already that.
+	 */
+	S(STMT_SETTING_PUT,
+	    "WITH o AS (SELECT value FROM admin_settings WHERE key = $1"
+	    "  FOR UPDATE),"
+	    " n AS (INSERT INTO admin_settings (key, value, updated_by)"
+	    "  SELECT $1, $2::jsonb, $3::uuid"
+	    "  WHERE (SELECT value FROM o) IS DISTINCT FROM $2::jsonb"
+	    "  ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+	    "  updated_by = excluded.updated_by RETURNING value)"
+	    " INSERT INTO admin_audit (admin_id, action, target_type,"
+	    "  target_id, before, after, ip)"
+	    " SELECT $3::uuid, 'settings.update', 'setting', $1,"
+	    "  (SELECT value FROM o), n.value, $4::inet FROM n RETURNING id",
+	    4, 1, 0),
+	/*
+	 * An admin change: admin $1 did $2 to $4 of kind $3; $5 and $6
+	 * the fields it changed, before and after, as JSON objects.
+	 */
+	S(STMT_AUDIT_INSERT,
+	    "INSERT INTO admin_audit (admin_id, action, target_type, target_id,"
+	    " before, after, ip) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb,"
+	    " $7::inet)", 7, 0, 0),
+
+	/* True if this role may rewrite the ledger (it should not). */
+	S(STMT_ROLE_CAN_REWRITE,
+	    "SELECT has_table_privilege('credit_ledger', 'UPDATE')"
+	    " OR has_table_privilege('credit_ledger', 'DELETE')", 0, 1, 0),
+	/*
+	 * `miky check-ledger`: every problem with the money, one row each
+	 * (kind, user, email, what is wrong), read in one statement and so
+	 * one snapshot.  $1: milliseconds a credit hold may outlive its
+	 * expiry before it counts as never refunded; $2: days a cash-out may
+	 * stay pending.
+	 *   balance  credits not the sum of the ledger, or below zero
+	 *   earned   referral cash earned not the sum of the cash ledger
+	 *   hold     a hold the sweeper should have refunded
+	 *   cashout  a cash-out pending too long
+	 *   cash     referral cash available (earned - paid out - pending)
+	 *            below zero
+	 */
+	S(STMT_CHECK_LEDGER,
+	    "SELECT 'balance', u.id, u.email, format('has %s credits, but the"
+	    " ledger sums to %s', u.credits, coalesce(l.total, 0))"
+	    " FROM users u LEFT JOIN (SELECT user_id, sum(delta) AS total"
+	    "  FROM credit_ledger WHERE user_id IS NOT NULL GROUP BY user_id) l"
+	    " ON l.user_id = u.id"
+	    " WHERE u.credits <> coalesce(l.total, 0) OR u.credits < 0"
+	    " UNION ALL"
+	    " SELECT 'earned', u.id, u.email, format('has %s cents of referral"
+	    " cash earned, but the cash ledger sums to %s',"
+	    "  (u.cash_earned * 100)::bigint, coalesce(c.total, 0))"
+	    " FROM users u LEFT JOIN (SELECT user_id, sum(delta_cents) AS total"
+	    "  FROM cash_ledger WHERE user_id IS NOT NULL GROUP BY user_id) c"
+	    " ON c.user_id = u.id"
+	    " WHERE (u.cash_earned * 100)::bigint <> coalesce(c.total, 0)"
+	    " UNION ALL"
+	    " SELECT 'hold', h.user_id, u.email, format('has hold %s of %s"
+	    " credits, expired %s s ago and not refunded', h.id, h.credits,"
+	    "  floor(extract(epoch FROM now() - h.expires_at)))"
+	    " FROM credit_holds h JOIN users u ON u.id = h.user_id"
+	    " WHERE h.expires_at < now() - $1::bigint * interval '1 millisecond'"
+	    " UNION ALL"
+	    " SELECT 'cashout', t.user_id, u.email, format('has cash-out %s of"
+	    " %s cents pending for %s days', t.id, (t.amount * 100)::bigint,"
+	    "  floor(extract(epoch FROM now() - t.created_at) / 86400))"
+	    " FROM transactions t LEFT JOIN users u ON u.id = t.user_id"
+	    " WHERE t.type = 'cashout' AND t.status = 'pending'"
+	    " AND t.created_at < now() - $2::int * interval '1 day'"
+	    " UNION ALL"
+	    " SELECT 'cash', u.id, u.email, format('has %s cents of referral"
+	    " cash available, below zero', ((u.cash_earned - u.cash_paid_out"
+	    "  - coalesce(p.pending, 0)) * 100)::bigint) FROM users u"
+	    " LEFT JOIN (SELECT user_id, sum(amount) AS pending"
+	    "  FROM transactions WHERE type = 'cashout' AND status = 'pending'"
+	    "  GROUP BY user_id) p ON p.user_id = u.id"
+	    " WHERE u.cash_earned - u.cash_paid_out - coalesce(p.pending, 0) < 0"
+	    " ORDER BY 1, 2, 4", 2, CK__N, 0),
 };
 
 static void
@@ -907,10 +1142,16 @@ sql_begin(struct request *r, struct db_err *err)
 	return db != NULL ? db_begin(db, err) : -1;
 }
 
+/* Events noted for this transaction go out once it has committed. */
 int
 sql_commit(struct request *r, struct db_err *err)
 {
-	return db_commit(app_req(r)->db, err);
+	if (db_commit(app_req(r)->db, err) != 0) {
+		events_drop(r);
+		return -1;
+	}
+	events_commit(r);
+	return 0;
 }
 
 int
@@ -918,7 +1159,7 @@ sql_commit_or_reply(struct request *r)
 {
 	struct db_err err;
 
-	if (db_commit(app_req(r)->db, &err) != 0) {
+	if (sql_commit(r, &err) != 0) {
 		reply_db_error(r, &err);
 		return -1;
 	}
@@ -928,6 +1169,7 @@ sql_commit_or_reply(struct request *r)
 void
 sql_rollback(struct request *r)
 {
+	events_drop(r);
 	if (app_req(r)->db != NULL)
 		db_rollback(app_req(r)->db);
 }

@@ -62,6 +62,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "events.h"
 #include "config.h"
 #include "mail.h"
 #include "referrals.h"
@@ -163,6 +164,19 @@ sub_apply(struct event *ev, const char *sub, const char *status,
 	return 0;
 }
 
+/*
+ * A payment recorded (STMT_CHECKOUT_RECORD, STMT_INVOICE_RECORD, a row
+ * only when it moved): its credits, if it completed with some, were
+ * granted with it (`reason` the ledger's).
+ */
+static void
+granted(struct event *ev, const PGresult *pay, const char *reason)
+{
+	if (sql_rows(pay) > 0 && strcmp(sql_str(pay, 0, PY_STATUS),
+	    "completed") == 0 && sql_int(pay, 0, PY_CREDITS) > 0)
+		event_later(ev->r, EV_GRANT, reason, "granted");
+}
+
 /* A payment that completed: the referral of its payer may qualify. */
 static int
 paid(struct event *ev, const PGresult *pay, struct db_err *err)
@@ -197,6 +211,7 @@ pack_checkout(struct event *ev, const char *status, struct db_err *err)
 	    stripe_str(s, "id"), status, amount, credits, stripe_str(s,
 	    "metadata.pack"), stripe_id(s, "payment_intent")), err)) == NULL)
 		return -1;
+	granted(ev, pay, "purchase");
 	return paid(ev, pay, err);
 }
 
@@ -346,7 +361,10 @@ on_invoice_paid(struct event *ev, struct db_err *err)
 			    "no credits granted", ev->id, in.id);
 	}
 	if ((pay = invoice_record(ev, &in, "completed", stripe_int(ev->obj,
-	    "amount_paid", 0), credits, err)) == NULL || paid(ev, pay, err) != 0)
+	    "amount_paid", 0), credits, err)) == NULL)
+		return -1;
+	granted(ev, pay, "subscription");
+	if (paid(ev, pay, err) != 0)
 		return -1;
 	if (in.sub == NULL)
 		return 0;
@@ -471,6 +489,8 @@ on_charge_refunded(struct event *ev, struct db_err *err)
 		return 0;	/* refunded before, or the account is gone */
 	log_info("transaction %s refunded: %lld credits taken back",
 	    sql_str(tx, 0, TC_ID), sql_int(res, 0, TR_TAKEN));
+	event_later(ev->r, EV_CLAWBACK, "credits", sql_int(res, 0, TR_TAKEN) >
+	    0 ? "taken" : "none_left");
 	return referral_clawback(ev->r, sql_str(tx, 0, TC_ID), err);
 }
 
@@ -532,6 +552,7 @@ payments_webhook(struct request *r)
 	if (v != HOOKSIG_OK) {
 		log_warnx("stripe webhook refused: signature %s",
 		    hooksig_result_name(v));
+		event_note(EV_WEBHOOK, "unknown", "bad_signature", NULL);
 		reply_error(r, 400, "invalid_signature", "The Stripe signature "
 		    "is missing, does not match, or is too old.", NULL);
 		return;
@@ -567,11 +588,17 @@ payments_webhook(struct request *r)
 	if (sql_rows(rec) == 0)
 		log_info("stripe event %s (%s) seen before: nothing to do",
 		    ev.id, ev.type);
+	/* Types Miky does not handle are counted together. */
+	event_note(EV_WEBHOOK, i < NHANDLERS ? ev.type : "other",
+	    sql_rows(rec) == 0 ? "duplicate" : i < NHANDLERS ? "applied" :
+	    "ignored", NULL);
 	reply(r, 200, "application/json", "{\"received\":true}", 17);
 	return;
 fail:
 	sql_rollback(r);
 	log_warnx("stripe event %s (%s) not applied (%s): Stripe will retry",
 	    ev.id, ev.type, err.sqlstate[0] ? err.sqlstate : "no database");
+	event_note(EV_WEBHOOK, i < NHANDLERS ? ev.type : "other", "failed",
+	    NULL);
 	reply_retry(r, &err);
 }

@@ -1,4 +1,6 @@
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -24,6 +26,21 @@ struct route_stats {
 	atomic_uint_least64_t	sum_us;
 };
 
+/*
+ * One labelled series.  A slot goes free -> being written -> ready once,
+ * claimed with a compare-and-swap, so processes that make the same
+ * series at once agree on one slot: they probe the same sequence, and a
+ * loser waits for the winner's values before comparing.
+ */
+enum { SLOT_FREE, SLOT_WRITING, SLOT_READY };
+struct series {
+	atomic_int		state;
+	int			family;
+	char			v1[METRICS_VALUE_MAX + 1];
+	char			v2[METRICS_VALUE_MAX + 1];
+	atomic_uint_least64_t	count;
+};
+
 struct shm {
 	struct route_stats	route[METRICS_MAX_ROUTES + 1];
 	atomic_int_least64_t	inflight;
@@ -31,6 +48,8 @@ struct shm {
 	atomic_uint_least64_t	pool_wait_us;
 	atomic_uint_least64_t	worker_restarts;
 	atomic_int_least64_t	counter[METRICS_MAX_COUNTERS];
+	struct series		series[METRICS_MAX_SERIES];
+	atomic_uint_least64_t	other[METRICS_MAX_FAMILIES];	/* table full */
 };
 
 struct counter_def {
@@ -39,7 +58,15 @@ struct counter_def {
 	int		 is_gauge;
 };
 
+struct family_def {
+	const char	*name;
+	const char	*help;
+	const char	*label[2];
+};
+
 static struct shm		*shm;
+static struct family_def	 families[METRICS_MAX_FAMILIES];
+static int			 nfamilies;
 static const char *const	*names;
 static size_t			 nroutes;
 static struct counter_def	 defs[METRICS_MAX_COUNTERS];
@@ -80,6 +107,114 @@ metrics_add(int id, int64_t delta)
 {
 	if (shm != NULL && id >= 0 && id < ndefs)
 		atomic_fetch_add(&shm->counter[id], delta);
+}
+
+int
+metrics_family(const char *name, const char *help, const char *label1,
+    const char *label2)
+{
+	if (nfamilies == METRICS_MAX_FAMILIES)
+		return -1;
+	families[nfamilies] = (struct family_def){ name, help,
+	    { label1, label2 } };
+	return nfamilies++;
+}
+
+/* A label value as it may appear between quotes in the text format. */
+static void
+clean_value(char *out, const char *in)
+{
+	size_t i;
+	char c;
+
+	for (i = 0; in != NULL && in[i] != '\0' && i < METRICS_VALUE_MAX;
+	    i++) {
+		c = in[i];
+		out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		    c == ':' || c == '-' ? c : '_';
+	}
+	out[i] = '\0';
+}
+
+/* FNV-1a over the family and both values. */
+static size_t
+series_hash(int family, const char *v1, const char *v2)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)family;
+	const char *p;
+
+	for (p = v1; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (p = v2; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)(h % METRICS_MAX_SERIES);
+}
+
+/*
+ * Waits (briefly) for a slot being written by another process; false
+ * if it never became ready (its writer died mid-way), then it is
+ * skipped.
+ */
+static bool
+slot_ready(struct series *s)
+{
+	int i;
+
+	for (i = 0; i < 10000; i++) {
+		if (atomic_load(&s->state) == SLOT_READY)
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
+/* The series of (family, v1, v2), made if need be; NULL when full. */
+static struct series *
+series_find(int family, const char *v1, const char *v2)
+{
+	size_t i, n, at = series_hash(family, v1, v2);
+	struct series *s;
+	int st;
+
+	for (n = 0; n < METRICS_MAX_SERIES; n++) {
+		i = (at + n) % METRICS_MAX_SERIES;
+		s = &shm->series[i];
+		st = atomic_load(&s->state);
+		if (st == SLOT_FREE) {
+			if (atomic_compare_exchange_strong(&s->state, &st,
+			    SLOT_WRITING)) {
+				s->family = family;
+				memcpy(s->v1, v1, strlen(v1) + 1);
+				memcpy(s->v2, v2, strlen(v2) + 1);
+				atomic_store(&s->state, SLOT_READY);
+				return s;
+			}
+		}
+		if (!slot_ready(s))
+			continue;
+		if (s->family == family && strcmp(s->v1, v1) == 0 &&
+		    strcmp(s->v2, v2) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+void
+metrics_count(int family, const char *v1, const char *v2)
+{
+	char a[METRICS_VALUE_MAX + 1], b[METRICS_VALUE_MAX + 1];
+	struct series *s;
+
+	if (shm == NULL || family < 0 || family >= nfamilies)
+		return;
+	clean_value(a, v1);
+	clean_value(b, families[family].label[1] != NULL ? v2 : NULL);
+	if ((s = series_find(family, a, b)) != NULL)
+		atomic_fetch_add(&s->count, 1);
+	else
+		atomic_fetch_add(&shm->other[family], 1);
 }
 
 void
@@ -189,6 +324,39 @@ render_latency(struct buf *b)
 	}
 }
 
+static void
+render_families(struct buf *b)
+{
+	const struct family_def *f;
+	struct series *s;
+	int i, k;
+
+	for (i = 0; i < nfamilies; i++) {
+		f = &families[i];
+		buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", f->name,
+		    f->help, f->name);
+		for (k = 0; k < METRICS_MAX_SERIES; k++) {
+			s = &shm->series[k];
+			if (atomic_load(&s->state) != SLOT_READY ||
+			    s->family != i)
+				continue;
+			buf_printf(b, "%s{%s=\"%s\"", f->name, f->label[0],
+			    s->v1);
+			if (f->label[1] != NULL)
+				buf_printf(b, ",%s=\"%s\"", f->label[1], s->v2);
+			buf_printf(b, "} %llu\n",
+			    (unsigned long long)atomic_load(&s->count));
+		}
+		if (atomic_load(&shm->other[i]) == 0)
+			continue;
+		buf_printf(b, "%s{%s=\"other\"", f->name, f->label[0]);
+		if (f->label[1] != NULL)
+			buf_printf(b, ",%s=\"other\"", f->label[1]);
+		buf_printf(b, "} %llu\n",
+		    (unsigned long long)atomic_load(&shm->other[i]));
+	}
+}
+
 void
 metrics_render(struct buf *b)
 {
@@ -221,4 +389,5 @@ metrics_render(struct buf *b)
 		    defs[i].name, defs[i].help, defs[i].name,
 		    defs[i].is_gauge ? "gauge" : "counter", defs[i].name,
 		    (long long)atomic_load(&shm->counter[i]));
+	render_families(b);
 }

@@ -14,7 +14,7 @@ PACKAGES=(
 	postgresql postgresql-contrib
 	nginx-light spawn-fcgi
 	libmojolicious-perl libdbd-pg-perl
-	wrk ca-certificates
+	wrk ca-certificates curl openssl
 	chromium fonts-dejavu-core fonts-liberation
 )
 # node and npm: any install that gives the commands will do (Debian's

@@ -46,7 +46,7 @@ MAILER_LOG=$LOGDIR/mailer.log
 
 # The configuration table of DESIGN.md plus the app's own knobs.
 CONFIG_VARS=(
-	DATABASE_URL JWT_SECRET PUBLIC_BASE_URL MIKY_HTTP_PORT
+	DATABASE_URL MIGRATE_DATABASE_URL JWT_SECRET PUBLIC_BASE_URL MIKY_HTTP_PORT
 	MIKY_WORKERS MIKY_THREADS MIKY_DB_POOL MIKY_DRAIN_SECONDS
 	OPENAI_API_KEY OPENAI_BASE_URL
 	STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_BASE
@@ -161,7 +161,11 @@ ensure_secret() {
 pg() { "$ROOT/scripts/pg.sh" "$@" 9>&-; }
 
 # ensure_database sets DATABASE_URL: the caller's, or the local cluster's
-# `miky` database, which it creates and starts as needed.
+# `miky` database, which it creates and starts as needed.  The app
+# connects as the restricted role miky_app (schema/020 makes it), and
+# `miky migrate` as the cluster's superuser (MIGRATE_DATABASE_URL).  A
+# caller's DATABASE_URL is used as it is, and for migrations too unless
+# the caller also set MIGRATE_DATABASE_URL.
 ensure_database() {
 	if [[ -n "${DATABASE_URL:-}" ]]; then
 		say "using the caller's DATABASE_URL"
@@ -177,7 +181,9 @@ ensure_database() {
 		: >"$PG_MARK"
 	fi
 	pg createdb "$PGDIR" miky
-	DATABASE_URL=$(pg url "$PGDIR" miky)
+	MIGRATE_DATABASE_URL=$(pg url "$PGDIR" miky)
+	DATABASE_URL=$(pg url "$PGDIR" miky miky_app)
+	export MIGRATE_DATABASE_URL
 }
 
 # app_env exports what the app and its subcommands read.
@@ -213,7 +219,9 @@ start_app() {
 	# the pid file still names the app's master.
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	local wrapper='log=$1; shift; exec "$@" >>"$log" 2>&1'
-	if ! spawn-fcgi -s "$SOCK" -M 0666 -P "$APP_PIDFILE" -- \
+	# The owner's URL is for `miky migrate` only.
+	if ! env -u MIGRATE_DATABASE_URL \
+	    spawn-fcgi -s "$SOCK" -M 0666 -P "$APP_PIDFILE" -- \
 	    /bin/sh -c "$wrapper" sh "$APP_LOG" "$BIN" serve \
 	    >/dev/null 9>&-; then
 		app_log_news >&2
@@ -334,7 +342,7 @@ wait_health() {
 summary() {
 	local passed=() v
 	for v in "${CONFIG_VARS[@]}"; do
-		case $v in DATABASE_URL | JWT_SECRET | PUBLIC_BASE_URL | MIKY_MAIL_DIR) continue ;; esac
+		case $v in DATABASE_URL | MIGRATE_DATABASE_URL | JWT_SECRET | PUBLIC_BASE_URL | MIKY_MAIL_DIR) continue ;; esac
 		[[ -n "${!v+x}" ]] && passed+=("$v")
 	done
 	cat <<EOF

@@ -18,8 +18,8 @@ render_nginx_template() {
 	local user_line=${6-}
 	[[ $# -ge 6 ]] || { [[ $EUID -eq 0 ]] && user_line="user nobody nogroup;"; }
 	R_PREFIX=$2 R_PORT=$3 R_SOCKET=$4 R_WEBROOT=$5 R_NGINXDIR=$ROOT/nginx \
-	R_USER_LINE=$user_line \
-		perl -pe 's/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE)\@/$ENV{"R_$1"}/g' "$1"
+	R_USER_LINE=$user_line R_MORE_SERVERS="" \
+		perl -pe 's/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE|MORE_SERVERS)\@/$ENV{"R_$1"}/g' "$1"
 }
 
 # nginx_user_line RUNDIR WEBROOT: as root, nginx's workers run as nobody

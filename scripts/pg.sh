@@ -7,7 +7,8 @@
 #   pg.sh start DIR              start it (no-op if running)
 #   pg.sh stop DIR               stop it, fast mode (no-op if stopped)
 #   pg.sh status DIR             exit 0 and say so if running, else exit 3
-#   pg.sh url DIR DBNAME         print the libpq URL of DBNAME
+#   pg.sh url DIR DBNAME [ROLE]  print the libpq URL of DBNAME (as ROLE,
+#                                default the superuser miky)
 #   pg.sh createdb DIR DBNAME [TEMPLATE]   create DBNAME unless it exists
 #   pg.sh psql DIR DBNAME [ARGS...]        run psql against DBNAME
 #
@@ -30,7 +31,7 @@ PG_SUPERUSER=miky
 die() { echo "pg.sh: $*" >&2; exit 1; }
 
 usage() {
-	sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -202,9 +203,9 @@ urlencode() {
 }
 
 cmd_url() {
-	local db=$1
+	local db=$1 role=${2:-$PG_SUPERUSER}
 	printf 'postgresql:///%s?host=%s&port=%s&user=%s\n' \
-		"$(urlencode "$db")" "$(urlencode "$DIR")" "$(port_of)" "$PG_SUPERUSER"
+		"$(urlencode "$db")" "$(urlencode "$DIR")" "$(port_of)" "$(urlencode "$role")"
 }
 
 psql_cmd() {
@@ -239,7 +240,7 @@ main() {
 	start)    [[ $# -eq 0 ]] || usage; cmd_start ;;
 	stop)     [[ $# -eq 0 ]] || usage; cmd_stop ;;
 	status)   [[ $# -eq 0 ]] || usage; cmd_status ;;
-	url)      [[ $# -eq 1 ]] || usage; cmd_url "$1" ;;
+	url)      [[ $# -ge 1 && $# -le 2 ]] || usage; cmd_url "$@" ;;
 	createdb) [[ $# -ge 1 && $# -le 2 ]] || usage; need_cluster; cmd_createdb "$@" ;;
 	psql)     [[ $# -ge 1 ]] || usage; need_cluster; psql_cmd "$@" ;;
 	*) usage ;;

@@ -411,4 +411,26 @@ my $bad = $dbh->selectall_arrayref(q{SELECT u.id FROM users u LEFT JOIN credit_l
 	GROUP BY u.id HAVING u.credits <> coalesce(sum(l.delta), 0)});
 is_deeply($bad, [], 'every user: credits = sum of ledger deltas');
 
+# Each event counted by type and outcome, each grant and claw-back too.
+for my $row (@{ $dbh->selectall_arrayref(q{SELECT type, count(*) FROM stripe_events
+	WHERE outcome = 'handled' GROUP BY type}) })
+{
+	is($t->metric('miky_webhook_events_total', type => $row->[0], outcome => 'applied'), $row->[1],
+		"miky_webhook_events_total: $row->[1] $row->[0] applied");
+}
+is($t->metric('miky_webhook_events_total', type => 'other', outcome => 'ignored'),
+	row(q{SELECT count(*) FROM stripe_events WHERE outcome = 'ignored'}), 'types not handled: counted as other');
+ok($t->metric('miky_webhook_events_total', type => 'checkout.session.completed', outcome => 'duplicate') > 0,
+	'replays counted as duplicate');
+ok($t->metric('miky_webhook_events_total', type => 'unknown', outcome => 'bad_signature') >= 5,
+	'bad signatures counted');
+for my $reason (qw(purchase subscription)) {
+	is($t->metric('miky_grants_total', reason => $reason, outcome => 'granted'),
+		row(q{SELECT count(*) FROM credit_ledger WHERE reason = ?}, undef, $reason), "$reason grants counted");
+}
+is($t->metric('miky_clawbacks_total', kind => 'credits', outcome => 'taken'),
+	row(q{SELECT count(*) FROM credit_ledger WHERE reason = 'refund'}), 'credits taken back: counted');
+like($t->log, qr/"msg":"event",.*"event":"webhook","type":"invoice\.paid","outcome":"applied"/,
+	'and logged as events');
+
 $t->done;

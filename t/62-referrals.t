@@ -312,4 +312,16 @@ $bad = $dbh->selectall_arrayref(q{SELECT u.id FROM users u WHERE (u.cash_earned 
 	(SELECT coalesce(sum((cash_awarded * 100)::bigint), 0) FROM referrals f WHERE f.user_id = u.id)});
 is_deeply($bad, [], 'every referrer: cash_earned = the cash its referrals keep');
 
+# Every reward, claw-back and cash-out counted (and check-ledger agrees).
+is($t->metric('miky_grants_total', reason => 'referral', outcome => 'granted'),
+	row(q{SELECT count(*) FROM credit_ledger WHERE reason = 'referral'}), 'referral credits counted');
+is($t->metric('miky_grants_total', reason => 'referral_cash', outcome => 'granted'),
+	row(q{SELECT count(*) FROM cash_ledger WHERE reason = 'referral'}), 'referral cash counted');
+is($t->metric('miky_clawbacks_total', kind => 'cash', outcome => 'taken'),
+	row(q{SELECT count(*) FROM cash_ledger WHERE reason = 'clawback'}), 'cash claw-backs counted');
+is($t->metric('miky_cashouts_total', status => 'requested', outcome => 'ok'),
+	row(q{SELECT count(*) FROM transactions WHERE type = 'cashout'}), 'cash-outs requested counted');
+my ($code, $out) = $t->run_miky('check-ledger');
+is($code, 0, 'miky check-ledger passes') or diag $out;
+
 $t->done;

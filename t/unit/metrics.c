@@ -4,6 +4,7 @@
  * defined counters, all in exact Prometheus text, and shared with a
  * forked child as with workers.
  */
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +66,68 @@ test_empty(void)
 	ok(has_line(b.p, "# TYPE miky_http_request_duration_seconds "
 	    "histogram"), "TYPE line of the histogram");
 	ok(has_line(b.p, "miky_http_requests_in_flight 0"), "in flight 0");
+	buf_free(&b);
+}
+
+/*
+ * Labelled counters: series made on first use, shared with a child,
+ * values cleaned, and "other" once the table is full.
+ */
+static void
+test_families(void)
+{
+	struct buf b = BUF_INIT;
+	char v[32];
+	int hooks, admin, status, i;
+	pid_t pid;
+
+	hooks = metrics_family("miky_unit_webhooks_total", "Webhooks.",
+	    "type", "outcome");
+	admin = metrics_family("miky_unit_admin_total", "Admin actions.",
+	    "action", NULL);
+	ok(hooks >= 0 && admin == hooks + 1, "two families defined");
+	metrics_render(&b);
+	ok(has_line(b.p, "# TYPE miky_unit_webhooks_total counter"),
+	    "a family without series renders its TYPE");
+	ok(strstr(b.p, "miky_unit_webhooks_total{") == NULL,
+	    "and no sample");
+	metrics_count(hooks, "invoice.paid", "applied");
+	metrics_count(hooks, "invoice.paid", "applied");
+	metrics_count(hooks, "invoice.paid", "duplicate");
+	metrics_count(hooks, "bad\"type}\n", "x y");
+	metrics_count(admin, "user.update", "ignored");
+	metrics_count(admin + 5, "x", "y");	/* no such family: ignored */
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		metrics_count(hooks, "invoice.paid", "applied");
+		metrics_count(hooks, "charge.refunded", "applied");
+		_exit(0);
+	}
+	ok(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status),
+	    "a forked worker counted events");
+	buf_reset(&b);
+	metrics_render(&b);
+	ok(has_line(b.p, "miky_unit_webhooks_total{type=\"invoice.paid\","
+	    "outcome=\"applied\"} 3"), "one series, counted by both "
+	    "processes");
+	ok(has_line(b.p, "miky_unit_webhooks_total{type=\"charge.refunded\","
+	    "outcome=\"applied\"} 1"), "a series made by the child");
+	ok(has_line(b.p, "miky_unit_webhooks_total{type=\"invoice.paid\","
+	    "outcome=\"duplicate\"} 1"), "another outcome, another series");
+	ok(has_line(b.p, "miky_unit_webhooks_total{type=\"bad_type__\","
+	    "outcome=\"x_y\"} 1"), "values cleaned for the text format");
+	ok(has_line(b.p, "miky_unit_admin_total{action=\"user.update\"} 1"),
+	    "a family of one label ignores the second value");
+	for (i = 0; i < METRICS_MAX_SERIES + 10; i++) {
+		snprintf(v, sizeof(v), "t%d", i);
+		metrics_count(hooks, v, "applied");
+	}
+	buf_reset(&b);
+	metrics_render(&b);
+	ok(strstr(b.p, "miky_unit_webhooks_total{type=\"other\","
+	    "outcome=\"other\"}") != NULL, "past the table, \"other\"");
+	ok(has_line(b.p, "miky_unit_webhooks_total{type=\"invoice.paid\","
+	    "outcome=\"applied\"} 3"), "earlier series unharmed");
 	buf_free(&b);
 }
 
@@ -177,5 +240,6 @@ main(void)
 	is_str(b.p, want.p, "rendering does not change the counts");
 	buf_free(&b);
 	buf_free(&want);
+	test_families();
 	return tap_done();
 }

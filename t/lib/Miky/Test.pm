@@ -47,7 +47,7 @@ our $JWT_SECRET = 'miky-test-jwt-secret-0123456789-abcdefghijklmnop';
 # Settings the app reads: never inherited from the caller's environment
 # (a developer's OPENAI_API_KEY must not reach a test), only set by us.
 our @APP_VARS = qw(
-	DATABASE_URL JWT_SECRET PUBLIC_BASE_URL MIKY_HTTP_PORT MIKY_LISTEN
+	DATABASE_URL MIGRATE_DATABASE_URL JWT_SECRET PUBLIC_BASE_URL MIKY_HTTP_PORT MIKY_LISTEN
 	MIKY_WORKERS MIKY_THREADS MIKY_DB_POOL MIKY_DRAIN_SECONDS MIKY_MAIL_DIR
 	OPENAI_API_KEY OPENAI_BASE_URL
 	STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET STRIPE_API_BASE
@@ -68,6 +68,8 @@ our $TEARING_DOWN  = 0;     # a signal now must not cut the teardown short
 # db_pool (4), own_pg => 1 (a private cluster even under test.sh),
 # app => 0 (start nginx but not the app; call start_app yourself),
 # bin (the binary; default $MIKY_BIN or build/miky), nginx_template,
+# apps => N (N app instances, each with its own socket and log, behind
+# one nginx upstream, as N hosts would be; instance 1 is "the app"),
 # nginx_edit => sub { my $conf = shift; ...; $conf } (changes the rendered
 # config: the bench takes the rate limits out).
 # Infrastructure failures BAIL_OUT: nothing else could pass anyway.
@@ -83,6 +85,8 @@ sub new {
 		db_pool => $opt{db_pool} // 4,
 		bin     => $opt{bin} // $ENV{MIKY_BIN} // "$ROOT/build/miky",
 		serial  => ++$COUNTER,
+		napps   => $opt{apps} // 1,
+		apps    => {},
 	}, $class;
 	# A strong reference: teardown happens in done() or END, where a
 	# failing log check can still fail the test, not whenever perl
@@ -103,7 +107,7 @@ sub new {
 	$self->_setup_db;
 	$self->_start_nginx;
 	if ($opt{app} // 1) {
-		$self->start_app;
+		$self->start_app(instance => $_) for 1 .. $self->{napps};
 	}
 	return $self;
 }
@@ -113,7 +117,9 @@ sub new {
 sub dir        { $_[0]{dir} }
 sub port       { $_[0]{port} }
 sub base       { "http://127.0.0.1:$_[0]{port}" }
-sub app_pid    { $_[0]->_app_alive ? $_[0]{app_pid} : undef }
+# app_pid($k = 1): instance k's master, undef when it is not running.
+sub app_pid    { $_[0]->_app_alive($_[1]) ? $_[0]->_inst($_[1])->{pid} : undef }
+sub apps       { $_[0]{napps} }
 sub dbname     { $_[0]{dbname} }
 sub mail_dir   { "$_[0]{dir}/mail" }
 sub jwt_secret { $_[0]->_app_env->{JWT_SECRET} }
@@ -127,13 +133,19 @@ sub url {
 	return $self->base . $path;
 }
 
-# db_url is the libpq URL of this test's database.
-sub db_url {
-	my $self = shift;
+# db_url is the libpq URL of this test's database as the app connects to
+# it: as the restricted role miky_app (schema/020).  owner_url is the same
+# database as the cluster's superuser `miky`, which migrates it and which
+# $t->dbh uses.
+sub db_url    { $_[0]->_url('miky_app') }
+sub owner_url { $_[0]->_url('miky') }
+
+sub _url {
+	my ($self, $role) = @_;
 	my $safe = '^A-Za-z0-9\-._~/';
-	return sprintf 'postgresql:///%s?host=%s&port=%d&user=miky',
+	return sprintf 'postgresql:///%s?host=%s&port=%d&user=%s',
 		url_escape($self->{dbname}, $safe), url_escape($self->{pghost}, $safe),
-		$self->{pgport};
+		$self->{pgport}, $role;
 }
 
 # ua is a Mojo::UserAgent whose relative URLs ('/api/health') go to this
@@ -164,7 +176,8 @@ sub dbh {
 }
 
 # log is the app's log (its stderr and stdout) so far; nginx_error_log too.
-sub log             { _slurp("$_[0]{dir}/miky.log") }
+# log($k = 1) is instance k's log.
+sub log             { _slurp($_[0]->_app_file($_[1], 'log')) }
 sub nginx_error_log { join '', map { _slurp($_) } $_[0]->_nginx_error_logs }
 
 # mails lists the files in the dev mailbox, oldest first.
@@ -307,8 +320,35 @@ sub user {
 		refresh_token => $j->{refresh_token} };
 }
 
+# admin(%fields) is user(%fields) made an administrator with `miky user
+# promote`, the way the first one is made.
+sub admin {
+	my ($self, %f) = @_;
+	my $u = $self->user(%f);
+	my ($code, $out) = $self->run_miky('user', 'promote', $u->{email});
+	Carp::croak("user promote: $out") if $code;
+	$u->{user}{role} = 'admin';
+	return $u;
+}
+
 # auth($user) is the Authorization header of a user from user().
 sub auth { return { Authorization => "Bearer $_[1]{access_token}" } }
+
+# metric($name, %labels) is the value of one series of GET /api/metrics
+# (the labels in any order), or 0 when there is no such series.
+sub metric {
+	my ($self, $name, %labels) = @_;
+	my $body = $self->json_req(GET => '/api/metrics')->res->body // '';
+	for my $line (split /\n/, $body) {
+		next unless $line =~ /^\Q$name\E(?:\{(.*)\})? (\S+)$/;
+		my ($l, $v) = ($1 // '', $2);
+		my %got = $l =~ /(\w+)="([^"]*)"/g;
+		next unless keys %got == keys %labels
+			&& !grep { ($got{$_} // "\0") ne $labels{$_} } keys %labels;
+		return 0 + $v;
+	}
+	return 0;
+}
 
 # wait_for(sub { ... }, $timeout = 10, $what) polls the sub until it
 # returns true and returns that value; on timeout it diags and returns undef.
@@ -331,7 +371,9 @@ sub wait_for {
 sub run_miky {
 	my ($self, @args) = @_;
 	my $over = ref $args[0] eq 'HASH' ? shift @args : {};
-	my %env = (%{ $self->_child_env }, %{ $self->_app_env($over) });
+	# `miky migrate` connects as the owner; nothing else reads this.
+	my %env = (%{ $self->_child_env }, MIGRATE_DATABASE_URL => $self->owner_url,
+		%{ $self->_app_env($over) });
 	my ($status, $out) = _capture(\%env, $self->{bin}, @args);
 	return ($status == -1 ? -1 : $status >> 8, $out);
 }
@@ -346,15 +388,16 @@ sub run_miky {
 # wait_app_exit).  Returns the app master's pid.
 sub start_app {
 	my ($self, %o) = @_;
-	croak 'start_app: the app is already running' if $self->_app_alive;
+	my $k = $o{instance} // 1;
+	croak "start_app: no instance $k" if $k < 1 || $k > $self->{napps};
+	croak 'start_app: the app is already running' if $self->_app_alive($k);
 	if ($o{env}) {
 		$self->{env}{$_} = $o{env}{$_} for keys %{ $o{env} };
 	}
-	my $sock = "$self->{dir}/miky.sock";
-	my $log  = "$self->{dir}/miky.log";
+	my $sock = $self->_app_file($k, 'sock');
+	my $log  = $self->_app_file($k, 'log');
 	my %env  = (%{ $self->_child_env }, %{ $self->_app_env });
-	$self->{log_mark}   = -s $log // 0;
-	$self->{app_status} = undef;
+	my $in   = $self->{apps}{$k} = { log_mark => -s $log // 0 };
 	# A stale socket would pass the wait below before spawn-fcgi replaces
 	# it, and nginx logs [crit] for the moment it is missing.
 	unlink $sock;
@@ -377,35 +420,44 @@ sub start_app {
 		print STDERR "miky-test: exec spawn-fcgi: $!\n";
 		POSIX::_exit(127);
 	}
-	$self->{app_pid} = $pid;
+	$in->{pid} = $pid;
 	$self->_write_pids;
 
 	# spawn-fcgi binds the socket, sets its mode, listens, and then becomes
 	# the app.  Before the mode is set nginx's workers (nobody) would get
 	# EACCES, which nginx logs as [crit].
 	$self->wait_for(sub {
-		!$self->_app_alive || (-S $sock && ((stat _)[2] & 0777) == 0666)
+		!$self->_app_alive($k) || (-S $sock && ((stat _)[2] & 0777) == 0666)
 	}, 10, 'the FastCGI socket');
 
-	$self->_wait_healthy if $o{wait} // 1;
+	if ($o{wait} // 1) {
+		# Through nginx, an answer may come from another instance:
+		# wait for this one's master to have forked its workers too.
+		$self->_wait_healthy($k);
+		$self->wait_for(sub {
+			!$self->_app_alive($k)
+				|| substr($self->log($k), $in->{log_mark}) =~ /"msg":"serving with/
+		}, $HEALTH_TIMEOUT, "instance $k serving") if $k > 1;
+	}
 	return $pid;
 }
 
-# stop_app($timeout = 60) sends SIGTERM (drain) and waits for the master
-# to exit, then SIGKILLs its process group.  Returns the wait status
-# ($?-style) of the master, or undef if it was not running.
+# stop_app($timeout = 60, $k = 1) sends SIGTERM (drain) and waits for the
+# master of instance k to exit, then SIGKILLs its process group.  Returns
+# the wait status ($?-style) of the master, or undef if it was not running.
 sub stop_app {
-	my ($self, $timeout) = @_;
+	my ($self, $timeout, $k) = @_;
 	$timeout //= $STOP_TIMEOUT;
-	my $pid = $self->{app_pid} or return undef;    ## no critic
-	if ($self->_app_alive) {
+	my $in = $self->_inst($k);
+	my $pid = $in->{pid} or return undef;    ## no critic
+	if ($self->_app_alive($k)) {
 		kill 'TERM', $pid;
-		$self->_reap_app($timeout);
-		if ($self->_app_alive) {
+		$self->_reap_app($timeout, $k);
+		if ($self->_app_alive($k)) {
 			Test::More::diag("the app (pid $pid) did not exit ${timeout}s after SIGTERM; SIGKILL");
 			push @{ $self->{problems} }, "the app did not exit ${timeout}s after SIGTERM";
 			kill 'KILL', -$pid;
-			$self->_reap_app(10);
+			$self->_reap_app(10, $k);
 		}
 	}
 	# Workers must not outlive their master.
@@ -419,7 +471,23 @@ sub stop_app {
 		kill 'KILL', @left;
 	}
 	$self->_write_pids;
-	return $self->{app_status};
+	return $in->{status};
+}
+
+# kill_app($k = 1, $sig = 'KILL') sends a signal to the whole process
+# group of instance k (master and workers at once, as a host that dies)
+# and, for KILL, reaps the master.  Returns the master's pid.
+sub kill_app {
+	my ($self, $k, $sig) = @_;
+	$sig //= 'KILL';
+	my $pid = $self->app_pid($k) or croak "kill_app: instance @{[ $k // 1 ]} is not running";
+	kill $sig, -$pid;
+	if ($sig eq 'KILL') {
+		$self->_reap_app(10, $k);
+		$self->wait_for(sub { !_group_members($pid) }, 10, 'the killed group');
+		$self->_write_pids;
+	}
+	return $pid;
 }
 
 # wait_app_exit($timeout = 15) waits for the app to exit by itself and
@@ -427,7 +495,7 @@ sub stop_app {
 sub wait_app_exit {
 	my ($self, $timeout) = @_;
 	$self->_reap_app($timeout // $HEALTH_TIMEOUT);
-	return $self->_app_alive ? undef : $self->{app_status};    ## no critic
+	return $self->_app_alive ? undef : $self->_inst->{status};    ## no critic
 }
 
 # signal_app($sig) signals the app master ('HUP', 'TERM', ...).
@@ -437,11 +505,11 @@ sub signal_app {
 	return kill $sig, $pid;
 }
 
-# worker_pids lists the live children of the app master (their number in
-# scalar context).
+# worker_pids($k = 1) lists the live children of the app master (their
+# number in scalar context).
 sub worker_pids {
-	my $self = shift;
-	my $master = $self->app_pid or return;
+	my ($self, $k) = @_;
+	my $master = $self->app_pid($k) or return;
 	my @kids;
 	for my $st (_proc_stats()) {
 		push @kids, $st->{pid} if $st->{ppid} == $master && $st->{state} ne 'Z';
@@ -703,7 +771,7 @@ sub _setup_db {
 	$self->_pg('init', $self->{pgport});
 	$self->_pg('start');
 	$self->_pg('createdb', $self->{dbname});
-	my %env = (%{ $self->_child_env }, DATABASE_URL => $self->db_url);
+	my %env = (%{ $self->_child_env }, DATABASE_URL => $self->owner_url);
 	my ($st, $out) = _capture(\%env, $self->{bin}, 'migrate');
 	_bail("$self->{bin} migrate failed", $out) if $st;
 }
@@ -717,35 +785,47 @@ sub _drop_db {
 	$admin->disconnect;
 }
 
-# _app_alive reaps the master if it exited (keeping its status).
+# _inst($k = 1) is the state of app instance k: pid, status, log_mark.
+sub _inst { $_[0]{apps}{ $_[1] // 1 } //= {} }
+
+# _app_file($k, 'sock' or 'log'): miky.sock and miky.log for instance 1,
+# miky-K.sock and miky-K.log for the others.
+sub _app_file {
+	my ($self, $k, $ext) = @_;
+	$k //= 1;
+	return "$self->{dir}/miky" . ($k > 1 ? "-$k" : '') . ".$ext";
+}
+
+# _app_alive($k = 1) reaps the master if it exited (keeping its status).
 sub _app_alive {
-	my $self = shift;
-	my $pid = $self->{app_pid} or return 0;
-	return 0 if defined $self->{app_status};
+	my ($self, $k) = @_;
+	my $in = $self->_inst($k);
+	my $pid = $in->{pid} or return 0;
+	return 0 if defined $in->{status};
 	my $r = waitpid($pid, WNOHANG);
 	return 1 if $r == 0;
-	$self->{app_status} = $r == $pid ? $? : -1;
+	$in->{status} = $r == $pid ? $? : -1;
 	return 0;
 }
 
 sub _reap_app {
-	my ($self, $timeout) = @_;
+	my ($self, $timeout, $k) = @_;
 	my $deadline = time + $timeout;
-	while ($self->_app_alive && time < $deadline) {
+	while ($self->_app_alive($k) && time < $deadline) {
 		sleep 0.05;
 	}
 }
 
 sub _wait_healthy {
-	my $self = shift;
+	my ($self, $k) = @_;
 	my $ua = Mojo::UserAgent->new(request_timeout => 3, connect_timeout => 2);
 	my $url = $self->url('/api/health');
 	my $deadline = time + $HEALTH_TIMEOUT;
 	my $last = 'no answer';
 	while (time < $deadline) {
-		if (!$self->_app_alive) {
-			_bail("the app exited at startup (wait status $self->{app_status})",
-				"--- app log since start:", $self->_log_news);
+		if (!$self->_app_alive($k)) {
+			_bail("the app exited at startup (wait status " . $self->_inst($k)->{status} . ")",
+				"--- app log since start:", $self->_log_news($k));
 		}
 		my $tx = $ua->get($url);
 		my $code = $tx->res->code // 0;
@@ -754,14 +834,14 @@ sub _wait_healthy {
 		sleep 0.1;
 	}
 	_bail("$url did not answer 200 within ${HEALTH_TIMEOUT}s (last: $last)",
-		"--- app log since start:", $self->_log_news,
+		"--- app log since start:", $self->_log_news($k),
 		"--- nginx error log:", $self->nginx_error_log);
 }
 
 sub _log_news {
-	my $self = shift;
-	my $log = $self->log;
-	my $news = substr($log, $self->{log_mark} // 0);
+	my ($self, $k) = @_;
+	my $log = $self->log($k);
+	my $news = substr($log, $self->_inst($k)->{log_mark} // 0);
 	my @l = split /\n/, $news;
 	@l = @l[-40 .. -1] if @l > 40;
 	return join "\n", @l;
@@ -800,7 +880,9 @@ sub _write_pids {
 	my $self = shift;
 	open my $fh, '>', "$self->{dir}/pids.tmp" or return;
 	print $fh "test $self->{owner}\n";
-	print $fh "app $self->{app_pid}\n" if $self->_app_alive;
+	for my $k (sort keys %{ $self->{apps} }) {
+		print $fh "app $self->{apps}{$k}{pid}\n" if $self->_app_alive($k);
+	}
 	print $fh "nginx $self->{nginx_pid}\n" if $self->{nginx_pid};
 	close $fh;
 	rename "$self->{dir}/pids.tmp", "$self->{dir}/pids";
@@ -842,13 +924,19 @@ sub _render_nginx {
 	my %v = (
 		PREFIX    => $self->{dir},
 		PORT      => $self->{port},
-		SOCKET    => "$self->{dir}/miky.sock",
+		SOCKET    => $self->_app_file(1, 'sock'),
+		# The other instances beside the first in the upstream, with
+		# passive health checks: a server that fails is left alone for
+		# two seconds (a lone server never is).
+		MORE_SERVERS => join("\n        ", map {
+			'server unix:' . $self->_app_file($_, 'sock') . ' max_fails=1 fail_timeout=2s;'
+		} 2 .. $self->{napps}),
 		WEBROOT   => $self->_webroot,
 		NGINXDIR  => "$ROOT/nginx",
 		USER_LINE => $> == 0 ? 'user nobody nogroup;' : '',
 	);
 	my $conf = _slurp($tpl);
-	$conf =~ s/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE)\@/$v{$1}/g;
+	$conf =~ s/\@(PREFIX|PORT|SOCKET|WEBROOT|NGINXDIR|USER_LINE|MORE_SERVERS)\@/$v{$1}/g;
 	if (my @left = $conf =~ /(\@[A-Z_]+\@)/g) {
 		Test::More::diag("unknown placeholders in $tpl: @left");
 	}
@@ -946,15 +1034,16 @@ sub _teardown {
 	delete $self->{tm};
 	delete $self->{ua};
 	$self->_stop_nginx;
-	$self->stop_app;
+	$self->stop_app(undef, $_) for 1 .. $self->{napps};
 
 	my @allow = @{ $self->{allow} };
-	my @app   = scan_app_log($self->log, @allow);
+	my @app   = map { scan_app_log($self->log($_), @allow) } 1 .. $self->{napps};
 	my @ngx   = scan_nginx_log($self->nginx_error_log, @allow);
 	my @other = @{ $self->{problems} // [] };
 	my $name  = $self->{serial} > 1 ? " (harness #$self->{serial})" : '';
 	my @checks = (
-		[ "app log has no crash, sanitizer report or crit line$name", \@app, "$self->{dir}/miky.log" ],
+		[ "app log has no crash, sanitizer report or crit line$name", \@app,
+			join(', ', map { $self->_app_file($_, 'log') } 1 .. $self->{napps}) ],
 		[ "nginx error log has no alert, emerg or crit$name", \@ngx, "$self->{dir}/error.log" ],
 		[ "app stopped cleanly$name", \@other, '' ],
 	);
@@ -974,7 +1063,7 @@ sub _teardown {
 
 	if (($ENV{MIKY_TEST_KEEP} // '') eq '1') {
 		Test::More::diag("MIKY_TEST_KEEP=1: kept $self->{dir} and database "
-			. $self->db_url . ($self->{own_pg} ? ' (cluster stopped: scripts/pg.sh start ' . $self->{pghost} . ')' : ''));
+			. $self->owner_url . ($self->{own_pg} ? ' (cluster stopped: scripts/pg.sh start ' . $self->{pghost} . ')' : ''));
 		$self->_pg('stop') if $self->{own_pg};
 		return $unreported;
 	}
