@@ -106,7 +106,7 @@ sub seed {
 	my ($hash) = $t->dbh->selectrow_array('SELECT password_hash FROM users WHERE id = ?', undef, $u->{id});
 	info "seeding $O{users} users x $O{convs} conversations x $O{msgs} messages";
 	my $t0 = time;
-	system('psql', '-X', '-q', $t->db_url, '-v', "users=$O{users}", '-v', "convs=$O{convs}",
+	system('psql', '-X', '-q', $t->owner_url, '-v', "users=$O{users}", '-v', "convs=$O{convs}",
 		'-v', "msgs=$O{msgs}", '-v', "pwhash=$hash", '-f', "$Bin/seed.sql") == 0
 		or die_('seeding failed');
 	info sprintf 'seeded in %.1f s', time - $t0;
