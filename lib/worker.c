@@ -296,13 +296,18 @@ room(void)
 
 /*
  * A worker accepts connections only while it has a thread to spare, so
- * that the others take new connections when it is full: whichever
- * worker waits first would otherwise take them all (EPOLLEXCLUSIVE
- * wakes the first waiting one), and with them the requests nginx sends
- * on them later.
+ * that the others take new connections when it is full.  And with more
+ * than one worker, it takes one connection at a time and then goes to
+ * the back of the line: EPOLLEXCLUSIVE wakes the first worker in the
+ * listening socket's queue that has a thread waiting, which would
+ * otherwise be the same one each time, and nginx keeps the connections
+ * it opens (so the requests sent on them later, the database
+ * connections and the hashing slots of that worker all follow).
+ * Re-registering puts this worker last.  rotate is false when only the
+ * wish to listen may have changed.
  */
 static void
-update_listening(void)
+listening_update(bool rotate)
 {
 	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
@@ -311,11 +316,16 @@ update_listening(void)
 
 	want = room() && !atomic_load(&draining) &&
 	    clock_ms() >= atomic_load(&accept_resume_ms);
-	if (want == atomic_load(&listening))
+	if (want == atomic_load(&listening) && !(rotate && want))
 		return;
 	pthread_mutex_lock(&mu);
 	want = room() && !atomic_load(&draining) &&
 	    clock_ms() >= atomic_load(&accept_resume_ms);
+	if (rotate && want && atomic_load(&listening)) {
+		if (epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd, &ev) != 0)
+			log_warn("epoll_ctl (listen)");
+		atomic_store(&listening, false);
+	}
 	if (want != atomic_load(&listening)) {
 		if (epoll_ctl(ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
 		    listen_fd, &ev) != 0)
@@ -323,6 +333,12 @@ update_listening(void)
 		atomic_store(&listening, want);
 	}
 	pthread_mutex_unlock(&mu);
+}
+
+static void
+update_listening(void)
+{
+	listening_update(false);
 }
 
 static void
@@ -334,7 +350,7 @@ accept_some(void)
 	int64_t now;
 	int fd, i;
 
-	for (i = 0; i < ACCEPT_BATCH && room(); i++) {
+	for (i = 0; i < (cfg->workers > 1 ? 1 : ACCEPT_BATCH) && room(); i++) {
 		fd = accept4(listen_fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -372,7 +388,7 @@ accept_some(void)
 		atomic_store(&c->state, gen | CS_IDLE);
 		arm(c, EPOLL_CTL_ADD);
 	}
-	update_listening();
+	listening_update(i > 0 && cfg->workers > 1);
 }
 
 /* Reads a half-closed connection to its end, then closes it. */
