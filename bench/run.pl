@@ -45,6 +45,7 @@ use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64);
 use Mojo::JSON qw(encode_json);
 use POSIX qw(strftime);
+use POSIX ();
 use Test::More ();
 use Time::HiRes qw(sleep time);
 use Miky::Test;
@@ -82,6 +83,9 @@ $ENV{MIKY_TEST_KEEP} = 1 if $ENV{BENCH_KEEP};
 # cluster has it (1GB), not the tests' 32MB.
 $ENV{MIKY_PG_SHARED_BUFFERS} //= '1GB';
 
+# Descriptors a process may have: nginx's workers take all of them (a
+# root without CAP_SYS_RESOURCE cannot raise the hard limit).
+my $NOFILE = `sh -c 'ulimit -Hn'` =~ /^(\d+)/ ? ($1 > 70000 ? 70000 : $1) : 8192;
 # The webhook target signs its events with this.
 my $WEBHOOK_SECRET = 'whsec_bench_' . join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 32;
 # wrk sends everything from one address: no per-address sign-in limit.
@@ -94,8 +98,15 @@ my $t = Miky::Test->new(
 	threads => $ENV{MIKY_THREADS} // 64,
 	db_pool => $ENV{MIKY_DB_POOL} // 8,
 	env     => \%app_env,
-	# wrk sends everything from one address: no per-IP limits.
-	nginx_edit => sub { my $c = shift; $c =~ s/^\s*limit_(?:req|conn)\s[^\n]*\n//mg; $c },
+	# wrk sends everything from one address: no per-IP limits.  Room
+	# for tens of thousands of connections (the streams target).
+	nginx_edit => sub {
+		my $c = shift;
+		$c =~ s/^\s*limit_(?:req|conn)\s[^\n]*\n//mg;
+		$c =~ s/worker_connections\s+\d+/worker_connections @{[$NOFILE - 200]}/;
+		$c =~ s/worker_rlimit_nofile\s+\d+/worker_rlimit_nofile $NOFILE/;
+		$c
+	},
 );
 my $DIR = $t->dir;
 
@@ -373,12 +384,102 @@ sub bench_webhook {
 
 sub first_line_raw { open my $fh, '<', shift or return ''; my $l = <$fh> // ''; chomp $l; $l }
 
-# The streaming capacity run: bench/streams.pl.
-my $STREAMS;
+# The streaming capacity run (not in the default set: it restarts the
+# app).  STREAMS chat turns (10000) stream at once from a slow model
+# (bench/slowmodel.c: a piece every STREAM_INTERVAL_MS (1000) for
+# STREAM_PIECES (90) pieces), opened STREAM_RATE (300) a second by
+# bench/streamload.c (both in C, so the fakes cost next to nothing),
+# while wrk measures GET /api/user/profile beside them over 16
+# connections for BENCH_SECONDS.  Every stream must end with `done`, and
+# its answer be stored.  Memory per stream: the growth of the app's and
+# nginx's resident memory from before the streams to when all are open,
+# divided by their number.  A stream holds a request thread for its
+# length: the app runs with STREAM_THREADS per worker (enough for all).
+my @STREAMS;
 sub bench_streams {
-	require "$Bin/streams.pl";    ## no critic
-	$STREAMS = Miky::Bench::Streams::run($t, \%FILE, \%O);
+	my $n = $ENV{STREAMS} // 10000;
+	my $pieces = $ENV{STREAM_PIECES} // 90;
+	my $ms = $ENV{STREAM_INTERVAL_MS} // 1000;
+	my $rate = $ENV{STREAM_RATE} // 300;
+	# A stream takes about four descriptors in the app (the connection
+	# from nginx, the model's, and curl's own pair): enough workers that
+	# none needs more than its limit.
+	my $per = int(($NOFILE - 1000) / 4);
+	my $workers = $ENV{STREAM_WORKERS} // do {
+		my $w = int(($n + $per - 1) / $per);
+		$w > $CORES ? $w : $CORES;
+	};
+	my $threads = $ENV{STREAM_THREADS} // int($n / $workers * 1.2) + 100;
+	for my $prog (qw(slowmodel streamload)) {
+		system('cc', '-O2', '-Wall', '-Wextra', '-Werror', '-o', "$DIR/$prog", "$Bin/$prog.c") == 0
+			or die_("streams: cannot build bench/$prog.c");
+	}
+	my $model = fork // die_("fork: $!");
+	if (!$model) {
+		open STDOUT, '>', '/dev/null';
+		exec "$DIR/slowmodel", "$DIR/model.port", $pieces, $ms or POSIX::_exit(127);
+	}
+	my $port;
+	for (1 .. 100) { last if -s "$DIR/model.port" && ($port = first_line_raw("$DIR/model.port")); sleep 0.1 }
+	die_('streams: the slow model did not start') unless $port;
+	$t->dbh->do(q{UPDATE admin_settings SET value = ?::jsonb WHERE key = ?}, undef, @$_)
+		for ['100', 'chat_max_concurrent_turns'], ['10000', 'chat_turns_per_minute'];
+	info "streams: restarting the app with $threads threads a worker and the slow model";
+	$t->stop_app;
+	$t->start_app(env => { OPENAI_API_KEY => 'sk-bench', OPENAI_BASE_URL => "http://127.0.0.1:$port/v1",
+		MIKY_THREADS => $threads, MIKY_WORKERS => $workers });
+	my $app0 = rss_kb(family($t->app_pid));
+	my $ngx0 = rss_kb(family($t->{nginx_pid}));
+	my ($before) = $t->dbh->selectrow_array(q{SELECT count(*) FROM messages WHERE sender = 'assistant'});
+	info "streams: $n turns, $rate a second, of $pieces pieces $ms ms apart";
+	open my $load, '-|', "$DIR/streamload", $t->port, $FILE{tokens}, $n, $rate or die_("streamload: $!");
+	my (%open, $summary, $wrk);
+	while (my $line = <$load>) {
+		chomp $line;
+		if ($line =~ /^open (\d+)/) {
+			%open = (n => $1, app => rss_kb(family($t->app_pid)), nginx => rss_kb(family($t->{nginx_pid})),
+				threads => threads_of(family($t->app_pid)), at => time);
+			info "streams: $1 open; profile beside them";
+			local @ENV{qw(BENCH_FILE BENCH_METHOD BENCH_PATH BENCH_AUTH)} =
+				($FILE{tokens}, 'GET', '/api/user/profile', 1);
+			my $c0 = cpu_now();
+			$wrk = `wrk -t1 -c16 -d$O{seconds}s --timeout 10s -s $Bin/rotate.lua ${\ $t->base}`;
+			my $c1 = cpu_now();
+			$open{"cpu_$_"} = 100 * ($c1->{$_} - $c0->{$_}) / $HZ / ($c1->{at} - $c0->{at})
+				for qw(nginx app pg);
+		} elsif ($line =~ /^STREAMS /) {
+			$summary = $line;
+		}
+	}
+	close $load;
+	kill 'TERM', $model;
+	waitpid $model, 0;
+	my ($stored) = $t->dbh->selectrow_array(q{SELECT count(*) FROM messages WHERE sender = 'assistant'
+		AND content LIKE 'Hello word 1 %' AND content LIKE ?}, undef, "% word $pieces");
+	my %s = map { split /=/, $_, 2 } split ' ', ($summary // 'STREAMS') =~ s/^STREAMS //r;
+	my %w = ($wrk // '') =~ /^BENCH (.*)$/m ? map { split /=/, $_, 2 } split ' ', $1 : ();
+	my $open = $open{n} || 1;
+	push @STREAMS, sprintf('streaming capacity: %d streams, %d pieces each %d ms apart, opened %d a second, '
+		. 'the app with %d workers of up to %d threads', $n, $pieces, $ms, $rate, $workers, $threads),
+		sprintf('  ended: %s done, %s error, %s cut; %s stored with every piece (of %d); %s deltas in %s s',
+			$s{done} // '?', $s{error} // '?', $s{cut} // '?', $stored, $n, $s{deltas} // '?', $s{seconds} // '?'),
+		sprintf('  latency from the request: start p50 %s ms p99 %s ms; first delta p50 %s ms p99 %s ms',
+			@s{qw(start_p50_ms start_p99_ms first_delta_p50_ms first_delta_p99_ms)}),
+		sprintf('  beside %d open streams, GET /api/user/profile (16 connections): %s req/s, p50 %s ms, '
+			. 'p99 %s ms, %d errors; CPU nginx %.0f%%, app %.0f%%, pg %.0f%%', $open{n} // 0,
+			$w{rps} // '-', $w{p50_ms} // '-', $w{p99_ms} // '-', ($w{non2xx} // 0) + ($w{errors} // 0),
+			$open{cpu_nginx} // 0, $open{cpu_app} // 0, $open{cpu_pg} // 0),
+		sprintf('  memory per open stream: app %.1f KiB (%d -> %d KiB, %d threads), nginx %.1f KiB '
+			. '(%d -> %d KiB)', (($open{app} // $app0) - $app0) / $open, $app0, $open{app} // 0,
+			$open{threads} // 0, (($open{nginx} // $ngx0) - $ngx0) / $open, $ngx0, $open{nginx} // 0);
+	info $_ for @STREAMS;
 }
+
+# Resident memory (KiB) and threads of processes.
+sub rss_kb { my $kb = 0; for (@_) { open my $fh, '<', "/proc/$_/status" or next;
+	while (<$fh>) { $kb += $1 if /^VmRSS:\s+(\d+)/ } } $kb }
+sub threads_of { my $n = 0; for (@_) { open my $fh, '<', "/proc/$_/status" or next;
+	while (<$fh>) { $n += $1 if /^Threads:\s+(\d+)/ } } $n }
 
 # --- the report ---------------------------------------------------------------
 
@@ -409,7 +510,7 @@ sub report {
 	}
 	push @l, '', 'CPU: % of one core used during the measured run (client excluded)';
 	push @l, '', $WEBHOOK_LINE if $WEBHOOK_LINE;
-	push @l, '', @$STREAMS if $STREAMS;
+	push @l, '', @STREAMS if @STREAMS;
 	return join "\n", @l, '';
 }
 

@@ -21,12 +21,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAXCONN	8192
+#define MAXCONN	65536
 
 struct conn {
 	int	 fd;
@@ -37,8 +38,22 @@ struct conn {
 };
 
 static struct conn	*conns[MAXCONN];
+static int		 maxfd;
 static int		 pieces = 300;
 static int		 interval = 100;
+
+/* Tens of thousands of streams: as many descriptors as allowed. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl = { MAXCONN + 64, MAXCONN + 64 };
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 &&
+	    getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 static long long
 now_ms(void)
@@ -117,7 +132,7 @@ tick(int ep)
 	char piece[256];
 	int fd;
 
-	for (fd = 0; fd < MAXCONN; fd++) {
+	for (fd = 0; fd <= maxfd; fd++) {
 		struct conn *c = conns[fd];
 
 		if (c == NULL || c->sent < 0 ||
@@ -161,6 +176,7 @@ main(int argc, char *argv[])
 		pieces = atoi(argv[2]);
 	if (argc > 3)
 		interval = atoi(argv[3]);
+	raise_nofile();
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
@@ -212,6 +228,8 @@ main(int argc, char *argv[])
 					c->fd = cfd;
 					c->sent = -1;
 					conns[cfd] = c;
+					if (cfd > maxfd)
+						maxfd = cfd;
 					ev = (struct epoll_event){
 					    .events = EPOLLIN, .data.fd = cfd };
 					epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);

@@ -138,12 +138,20 @@ expired(const struct http_call *c, const struct transfer *t, CURL *h,
 	return HTTP_DONE;
 }
 
-/* Milliseconds until the nearest of our clocks, at most 250. */
+/*
+ * Milliseconds until the nearest of our clocks, at most WAIT_MAX_MS
+ * (curl_multi_poll() shortens it for curl's own timers).  A transfer
+ * that waits for data wakes when it comes or a clock runs out, not on a
+ * schedule: thousands of streams each woken four times a second cost
+ * more than the data they carried.
+ */
+#define WAIT_MAX_MS	5000
+
 static int
 wait_budget(const struct http_call *c, const struct transfer *t,
     int64_t start)
 {
-	int64_t now = clock_ms(), left = 250, d;
+	int64_t now = clock_ms(), left = WAIT_MAX_MS, d;
 
 	if (!t->got_data && c->first_byte_ms > 0)
 		d = start + c->first_byte_ms - now;

@@ -32,16 +32,28 @@ static int		 listen_fd = -1;
 static char		*bound_path;	/* unix socket we created, or NULL */
 
 /*
- * Each thread holding a stream uses a handful of descriptors (the
- * FastCGI connection, the upstream one, epoll and curl's own), so a
- * worker with hundreds of threads needs more than the usual soft limit.
+ * Each request holding a stream uses a few descriptors (the FastCGI
+ * connection, the model's, and curl's own), and idle kept connections
+ * one each, so a worker with thousands of streams needs far more than
+ * the usual soft limit: the master raises it to the hard limit, and when
+ * it may (root, or CAP_SYS_RESOURCE) the hard limit to FD_WANTED first.
  */
+#define FD_WANTED	65536
+
 static void
 raise_fd_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_max < FD_WANTED) {
+		struct rlimit more = { FD_WANTED, FD_WANTED };
+
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
