@@ -357,8 +357,8 @@ sub bench_webhook {
 	my $threads = $O{threads} < $O{conns} ? $O{threads} : $O{conns};
 	{
 		local @ENV{qw(BENCH_EVENTS BENCH_WRK_THREADS)} = ("$DIR/warm.txt", $threads);
-		system('wrk', "-t$threads", "-c$O{conns}", '--timeout', '10s', '-s', "$Bin/webhook.lua",
-			"-d$O{warmup}s", $t->url('/api/payments/webhook')) == 0 or die_('wrk failed');
+		system("wrk -t$threads -c$O{conns} --timeout 10s -s $Bin/webhook.lua -d$O{warmup}s "
+			. $t->url('/api/payments/webhook') . ' >/dev/null') == 0 or die_('wrk failed');
 	}
 	my $r = measure('webhook', $O{conns}, BENCH_SCRIPT => 'webhook.lua', BENCH_WARMUP => 0,
 		BENCH_URL_PATH => '/api/payments/webhook', BENCH_EVENTS => "$DIR/events.txt",
