@@ -12,7 +12,14 @@ const LIVE = ['active', 'trialing', 'past_due'];
 // The account as it was when Checkout began, kept for this tab while it is
 // at Stripe: the return page compares with it (the webhook often comes
 // before the person does, and the app reloads on the way back).
+// Storage may be refused (privacy settings): then the return page
+// compares with the account it loads.
 const BEFORE = 'miky.checkout';
+const kept = {
+	get() { try { return JSON.parse(sessionStorage.getItem(BEFORE)); } catch { return null; } },
+	set(v) { try { sessionStorage.setItem(BEFORE, JSON.stringify(v)); } catch { /* refused */ } },
+	clear() { try { sessionStorage.removeItem(BEFORE); } catch { /* refused */ } },
+};
 
 export function plans({ outlet }) {
 	const body = h('div', null, loading());
@@ -22,7 +29,7 @@ export function plans({ outlet }) {
 	const checkout = (btn, path, payload) => action(btn, async () => {
 		const r = await post(path, payload);
 		const u = session.getUser();
-		sessionStorage.setItem(BEFORE, JSON.stringify({ session_id: r.session_id, credits: u.credits, plan: u.plan, subscription_status: u.subscription_status }));
+		kept.set({ session_id: r.session_id, credits: u.credits, plan: u.plan, subscription_status: u.subscription_status });
 		announce(t('plans.redirecting'));
 		location.assign(r.checkout_url);
 	}, (e) => replace(msg, notice(e.code === 'conflict' ? t('plans.already') : errorText(e), 'error')));
@@ -109,10 +116,9 @@ export function plans({ outlet }) {
 // Checkout began.
 export function billingReturn({ outlet, query }) {
 	const ok = location.pathname.endsWith('/success');
-	let kept = null;
-	try { kept = JSON.parse(sessionStorage.getItem(BEFORE)); } catch { /* none kept */ }
-	if (!ok) sessionStorage.removeItem(BEFORE);
-	const before = kept?.session_id === query.get('session_id') ? kept : session.getUser();
+	const then = kept.get();
+	if (!ok) kept.clear();
+	const before = then?.session_id === query.get('session_id') ? then : session.getUser();
 	const state = h('div', null, ok ? loading(t('billing.waiting')) : null);
 	outlet.append(page(ok ? t('billing.success_title') : t('billing.cancel_title'),
 		h('p', { class: 'lead', text: ok ? t('billing.success_text') : t('billing.cancel_text') }),
@@ -128,7 +134,7 @@ export function billingReturn({ outlet, query }) {
 				const r = await get('/api/user/profile');
 				if (r.user.credits !== before.credits || r.user.plan !== before.plan || r.user.subscription_status !== before.subscription_status) {
 					session.setUser(r.user);
-					sessionStorage.removeItem(BEFORE);
+					kept.clear();
 					replace(state, notice(t('billing.arrived', { credits: fmtNumber(r.user.credits), plan: t(`plan.${r.user.plan}`) }), 'ok'));
 					return;
 				}
