@@ -409,6 +409,8 @@ payments_plans(struct request *r)
 
 	jw_init(&w, &b);
 	jw_obj(&w);
+	/* Every price is in this currency: clients must not guess it. */
+	jw_kstr(&w, "currency", settings_currency(s));
 	jw_karr(&w, "plans");
 	for (i = 0; plan_ids[i] != NULL; i++) {
 		if (settings_plan(s, plan_ids[i], &p) != 0)

@@ -1,21 +1,26 @@
 # The web app in a real browser (docs/testing.md, "Browser tests"):
 # t/web/browser.mjs drives Debian's chromium through playwright-core
-# against this file's stack -- sign up with a referral link, the mail,
+# against this file's stack, every API real (the fake OpenAI and the fake
+# Stripe are the only stand-ins): sign up with a referral link, the mail,
 # verify, a streamed answer, stop, the balance, hostile Markdown, out of
-# credits, the other screens, an admin -- and takes screenshots of each
+# credits; a credit pack and a plan through Stripe Checkout and its return
+# pages; the referrer's stats and a cash-out; an admin who adjusts credits,
+# pays the cash-out and saves a setting -- and takes screenshots of each
 # screen at desktop and phone width into build/artifacts/web/.  Its lines
-# become tests here; steps that need an API this server lacks (payments,
-# referral stats, admin) are skipped with the reason.
+# become tests here; its "call" lines are answered here: the database and
+# the webhook deliveries are this side's.
 use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
 use File::Path qw(make_path);
 use IO::Handle;
+use Mojo::JSON qw(encode_json);
 use POSIX ();
 use Time::HiRes qw(sleep);
 use Miky::Test;
 use Miky::FakeOpenAI;
+use Miky::FakeStripe qw(event deliver checkout_session invoice);
 use Miky::Mailer;
 
 my $ROOT = $Miky::Test::ROOT;
@@ -27,13 +32,17 @@ my $TIMEOUT = 600;    # seconds for the whole browser run
 -f "$ROOT/web/vendor/index.js" or BAIL_OUT('web/vendor/ is empty: run make vendor');
 
 my $fake = Miky::FakeOpenAI->new;
-my $t = Miky::Test->new(env => $fake->env);
-# The admin, whose referral code the new user signs up with (before the
-# mailer runs: user() reads its token from the outbox, which a sent mail
-# leaves).
-my $admin = $t->user(first_name => 'Grace', last_name => 'Hopper');
-my ($rc, $out) = $t->run_miky('user', 'promote', $admin->{email});
-is($rc, 0, 'miky user promote') or diag($out);
+my $stripe = Miky::FakeStripe->new;
+my $t = Miky::Test->new(env => { %{ $fake->env }, %{ $stripe->env } });
+my $dbh = $t->dbh;
+# Made before the mailer runs: user() reads its token from the outbox,
+# which a sent mail leaves.  Grace invites: the browser's new user signs
+# up with her link, and so does Alan, who never chats (a pending
+# referral).  Margaret is the administrator.
+my $referrer = $t->user(first_name => 'Grace', last_name => 'Hopper');
+my $code = $referrer->{user}{referral_code};
+$t->user(first_name => 'Alan', last_name => 'Turing', referral_code => $code);
+my $admin = $t->admin(first_name => 'Margaret', last_name => 'Hamilton');
 
 # The mailer writes the dev mailbox (.eml files), as under make run.
 start_mailer($t);
@@ -48,7 +57,8 @@ my %env = (
 	%ENV,
 	WEB_BASE => $t->base, WEB_MAIL_DIR => $t->mail_dir, WEB_ARTIFACTS => $art,
 	WEB_PROFILE => $profile, WEB_CHROMIUM => $CHROMIUM,
-	WEB_REF => $admin->{user}{referral_code},
+	WEB_REF => $code,
+	WEB_REFERRER_EMAIL => $referrer->{email}, WEB_REFERRER_PASSWORD => $referrer->{password},
 	WEB_ADMIN_EMAIL => $admin->{email}, WEB_ADMIN_PASSWORD => $admin->{password},
 );
 
@@ -73,12 +83,99 @@ close $node_out;
 close $node_in;
 $to_node->autoflush(1);
 
+# What node may ask for: each answers one line (JSON, or "done").
 my %calls = (
+	# credits EMAIL N: that balance, set in the database.
 	credits => sub {
 		my ($email, $n) = @_;
-		$t->dbh->do('UPDATE users SET credits = ? WHERE email = ?', undef, $n, lc $email);
+		$dbh->do('UPDATE users SET credits = ? WHERE email = ?', undef, $n, lc $email);
+		return 'done';
+	},
+	# cash EMAIL CENTS: referral cash earned, as t/73-admin-money.t gives it.
+	cash => sub {
+		my ($email, $cents) = @_;
+		$dbh->do('UPDATE users SET cash_earned = cash_earned + ?::numeric / 100 WHERE email = ?',
+			undef, $cents, lc $email);
+		return 'done';
+	},
+	# checkout ID: the Checkout Session the app asked the fake Stripe for
+	# (mode, metadata, the return pages with the session's id filled in
+	# as Stripe fills it in).
+	checkout => sub {
+		my $id = shift;
+		my ($f) = session_form($id) or return encode_json({});
+		my %meta = map { /^metadata\[(\w+)\]$/ ? ($1 => $f->{$_}) : () } keys %$f;
+		return encode_json({ mode => $f->{mode}, metadata => \%meta,
+			success_url => $f->{success_url} =~ s/\{CHECKOUT_SESSION_ID\}/$id/r,
+			cancel_url => $f->{cancel_url} });
+	},
+	# pay ID: Stripe's side of a paid Checkout Session -- the signed
+	# webhook events it sends (a pack: checkout.session.completed; a plan:
+	# that and the first invoice.paid; its subscription is kept by the
+	# fake for later changes); answers their HTTP statuses.
+	pay => sub {
+		my $id = shift;
+		my ($f) = session_form($id) or return encode_json({ codes => [] });
+		my %s = (id => $id, user => $f->{'metadata[user_id]'}, customer => $f->{customer}, mode => $f->{mode});
+		my @events;
+		if ($f->{mode} eq 'payment') {
+			push @events, event('checkout.session.completed', checkout_session(%s,
+				pack => $f->{'metadata[pack]'}, credits => $f->{'metadata[credits]'},
+				amount => 0 + $f->{'line_items[0][price_data][unit_amount]'}));
+		} else {
+			my $plan = $f->{'metadata[plan]'};
+			my $price = plan_named($plan)->{price_cents};
+			my $sub = $stripe->add_subscription(customer => $f->{customer}, price => $f->{'line_items[0][price]'},
+				user => $s{user}, plan => $plan);
+			# The invoice first: the return page then sees the plan and
+			# its credits arrive together.
+			push @events,
+				event('invoice.paid', invoice(customer => $f->{customer}, subscription => $sub->{id},
+					price => $f->{'line_items[0][price]'}, reason => 'subscription_create', amount => $price,
+					metadata => { user_id => $s{user}, plan => $plan })),
+				event('checkout.session.completed', checkout_session(%s, plan => $plan,
+					subscription => $sub->{id}, amount => $price));
+		}
+		return encode_json({ codes => [ map { 0 + (deliver($t, $_)->res->code // 0) } @events ] });
+	},
+	plan => sub { encode_json(plan_named(shift) // {}) },    # ID: the plan as GET /api/payments/plans has it
+	# What the UI's changes left in the database, for node to check.
+	ledger => sub {    # EMAIL: the newest credit_ledger row
+		return encode_json($dbh->selectrow_hashref(q{SELECT l.reason, l.delta, l.balance_after
+			FROM credit_ledger l JOIN users u ON u.id = l.user_id WHERE u.email = ?
+			ORDER BY l.id DESC LIMIT 1}, undef, lc shift) // {});
+	},
+	cashouts => sub {    # EMAIL: cash-outs, cash paid out
+		my $email = lc shift;
+		return encode_json({
+			cashouts => $dbh->selectall_arrayref(q{SELECT x.status, (x.amount * 100)::bigint AS cents,
+				x.cashout_method AS method, x.cashout_destination AS destination FROM transactions x JOIN users u ON u.id = x.user_id
+				WHERE u.email = ? AND x.type = 'cashout' ORDER BY x.created_at}, { Slice => {} }, $email),
+			paid_out_cents => 0 + $dbh->selectrow_array(q{SELECT (cash_paid_out * 100)::bigint FROM users
+				WHERE email = ?}, undef, $email) });
+	},
+	user => sub {    # EMAIL: plan, subscription status, credits
+		return encode_json($dbh->selectrow_hashref(q{SELECT plan, subscription_status, credits
+			FROM users WHERE email = ?}, undef, lc shift) // {});
+	},
+	setting => sub {    # KEY: its stored value (JSON), or null
+		my ($v) = $dbh->selectrow_array('SELECT value::text FROM admin_settings WHERE key = ?', undef, shift);
+		return $v // 'null';
 	},
 );
+
+sub plan_named {
+	my $id = shift;
+	my ($p) = grep { $_->{id} eq $id } @{ $t->json_req(GET => '/api/payments/plans')->res->json('/plans') // [] };
+	return $p;
+}
+
+# The form the app sent Stripe for Checkout Session ID.
+sub session_form {
+	my $id = shift;
+	my ($req) = grep { ($_->{answer}{id} // '') eq $id } $stripe->requests(path => '/v1/checkout/sessions');
+	return $req ? $req->{form} : ();
+}
 
 my $finished = eval {
 	local $SIG{ALRM} = sub { die "timeout\n" };
@@ -95,8 +192,9 @@ my $finished = eval {
 			diag($1);
 		} elsif ($line =~ /^call (\w+)\s*(.*)$/) {
 			my ($what, @args) = ($1, split ' ', $2);
-			$calls{$what} ? $calls{$what}->(@args) : diag("unknown call $what");
-			print $to_node "done\n";
+			my $answer = $calls{$what} ? eval { $calls{$what}->(@args) } : undef;
+			diag("call $what: " . ($@ || 'unknown')) unless defined $answer;
+			print $to_node(($answer // 'null') . "\n");
 		} else {
 			diag("node: $line");
 		}

@@ -32,7 +32,8 @@ my $U = $t->auth($u);
 my $tx = req(GET => '/api/payments/plans');
 is($tx->res->code, 200, 'GET /plans without Stripe: 200');
 my $j = $tx->res->json;
-is_deeply([ sort keys %$j ], [qw(credit_packs plans)], '{plans, credit_packs}');
+is_deeply([ sort keys %$j ], [qw(credit_packs currency plans)], '{currency, plans, credit_packs}');
+is($j->{currency}, 'usd', "the currency of every price (the setting's default)");
 is_deeply([ map { $_->{id} } @{ $j->{plans} } ], [qw(free plus business)], 'three plans in order');
 is_deeply($j->{plans}[1], { id => 'plus', name => 'Plus', price_cents => 999, monthly_credits => 2000 },
 	'a plan: id, name, price_cents, monthly_credits (no Stripe price id)');
@@ -142,6 +143,17 @@ error_is(req(POST => '/api/payments/buy-credits', { pack => 'large' }, $U), 400,
 	'a pack removed from the settings');
 set_settings($t, credit_packs => [ { id => 'small', credits => 500, price_cents => 499 },
 	{ id => 'large', credits => 3000, price_cents => 1999 } ]);
+
+# Another currency: the plans name it, and Checkout asks Stripe for it.
+set_settings($t, currency => 'eur');
+ok($t->wait_for(sub { (req(GET => '/api/payments/plans')->res->json('/currency') // '') eq 'eur' }, 30, 'currency eur'),
+	'GET /plans names the currency of the setting');
+is(req(POST => '/api/payments/buy-credits', { pack => 'small' }, $U)->res->code, 200, 'a purchase in euros: 200');
+is(($stripe->requests(path => '/v1/checkout/sessions'))[-1]{form}{'line_items[0][price_data][currency]'}, 'eur',
+	'the Checkout Session in that currency');
+set_settings($t, currency => 'usd');
+ok($t->wait_for(sub { (req(GET => '/api/payments/plans')->res->json('/currency') // '') eq 'usd' }, 30, 'currency usd'),
+	'and back');
 
 # Retries: 500 then 200, a dropped connection then 200 -- the same key.
 for my $c ([ 500, '5xx' ], [ 0, 'a dropped connection' ], [ 429, '429' ], [ -1, 'no answer (a timeout)' ]) {

@@ -40,7 +40,7 @@ sub truth {
 			new_7d => one("SELECT count(*) FROM users WHERE $day > $today - 7"),
 		},
 		messages => {
-			total => one('SELECT count(*) FROM messages') + $main::deleted_messages,
+			total => one('SELECT count(*) FROM messages'),
 			last_24h => one(q{SELECT count(*) FROM messages WHERE created_at > now() - interval '24 hours'}),
 		},
 		credits_consumed_30d => one(qq{SELECT coalesce(-sum(delta), 0) FROM credit_ledger

@@ -1,25 +1,18 @@
-// Parts of the API that may not exist on this server yet (api.md's
-// payments, referral stats and admin areas): each is probed once and its
-// screens shown only when it answers.  A 404 (no such route) or 503
-// (payments not configured) hides the part.
-import { api } from './api.js';
+// The catalogue of GET /api/payments/plans -- plans, credit packs and the
+// currency every amount of the API is in -- fetched once per page load.
+// A failure (offline, a 5xx) is not kept: the next caller asks again, and
+// meanwhile the screens that sell something say payments are unavailable.
+import { get } from './api.js';
+import { setCurrency } from './i18n.js';
 
-const cache = new Map();
+let catalogue = null;
 
-async function probe(name, path, auth) {
-	if (!cache.has(name)) {
-		cache.set(name, api('GET', path, { auth }).then(() => true, (e) => {
-			if (e.status === 404 || e.status === 503 || e.status === 405) return false;
-			if (e.status === 0 || e.status >= 500) { cache.delete(name); return false; }
-			return true;   // 401/403/400: the route exists
-		}));
+export function plans() {
+	if (!catalogue) {
+		catalogue = get('/api/payments/plans', { auth: false }).then((r) => { setCurrency(r.currency); return r; });
+		catalogue.catch(() => { catalogue = null; });
 	}
-	return cache.get(name);
+	return catalogue;
 }
 
-export const hasPayments = () => probe('payments', '/api/payments/plans', false);
-export const hasReferralStats = () => probe('referrals', '/api/referrals/stats', true);
-export const hasAdmin = () => probe('admin', '/api/admin/stats', true);
-
-// After a sign-out or a change of user the answers may differ.
-export function forget() { cache.delete('referrals'); cache.delete('admin'); }
+export const hasPayments = () => plans().then(() => true, () => false);

@@ -45,10 +45,19 @@ export function fmtNumber(n) {
 	return new Intl.NumberFormat(lang).format(n ?? 0);
 }
 
-// Prices: the API has integer cents and no currency; Miky charges euros.
-export const CURRENCY = 'EUR';
+// Money: the API has integer cents, all in the one currency that
+// GET /api/payments/plans names (features.js sets it; the server's default
+// until then).
+let currency = 'USD';
+export function setCurrency(code) {
+	if (/^[a-z]{3}$/i.test(code || '')) currency = code.toUpperCase();
+}
 export function fmtMoney(cents) {
-	return new Intl.NumberFormat(lang, { style: 'currency', currency: CURRENCY }).format((cents ?? 0) / 100);
+	return new Intl.NumberFormat(lang, { style: 'currency', currency }).format((cents ?? 0) / 100);
+}
+// currencySymbol(): "$", "€", ... as this language writes it.
+export function currencySymbol() {
+	return new Intl.NumberFormat(lang, { style: 'currency', currency }).formatToParts(0).find((p) => p.type === 'currency')?.value || currency;
 }
 
 export function fmtDate(iso, withTime = true) {

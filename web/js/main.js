@@ -40,7 +40,7 @@ function notFound({ outlet }) {
 
 // --- the top bar ----------------------------------------------------------
 const topbar = document.getElementById('topbar');
-let navExtras = { payments: false, admin: false };
+let navExtras = { payments: false };
 
 function link(href, text, pattern) {
 	const here = currentPattern() && (currentPattern() === pattern || currentPattern().startsWith(`${pattern}/`));
@@ -63,7 +63,7 @@ function renderTopbar() {
 		link('/credits', t('nav.credits'), '/credits'),
 		navExtras.payments ? link('/plans', t('nav.plans'), '/plans') : null,
 		link('/invite', t('nav.invite'), '/invite'),
-		navExtras.admin ? link('/admin', t('nav.admin'), '/admin') : null,
+		user.role === 'admin' ? link('/admin', t('nav.admin'), '/admin') : null,
 		link('/profile', t('nav.profile'), '/profile')));
 	const balance = h('a', { href: '/credits', class: 'balance', id: 'balance', dataset: { credits: user.credits },
 		'aria-label': tn('nav.balance_label', user.credits) },
@@ -74,18 +74,12 @@ function renderTopbar() {
 }
 
 async function detectFeatures() {
-	const user = session.getUser();
-	const [payments, adminApi] = await Promise.all([
-		features.hasPayments(),
-		user?.role === 'admin' ? features.hasAdmin() : false,
-	]);
-	navExtras = { payments, admin: adminApi };
+	navExtras = { payments: await features.hasPayments() };
 	renderTopbar();
 }
 
 // --- session and language ---------------------------------------------------
 session.onSessionChange((user, why) => {
-	if (why === 'signin' || why === 'signout' || why === 'expired') features.forget();
 	if (user?.language && user.language !== getLang()) setLang(user.language, true);
 	if (why === 'credits') {
 		const b = document.getElementById('balance');
@@ -107,14 +101,16 @@ session.onSessionChange((user, why) => {
 onLangChange(() => { renderTopbar(); render(); });
 
 async function boot() {
+	// The catalogue (with the currency of every amount) while the profile loads.
+	const payments = features.hasPayments();
 	if (session.hasRefreshToken()) {
 		try {
 			const r = await get('/api/user/profile');
 			session.setUser(r.user, 'boot');
 		} catch { /* signed out, or offline: the sign-in screen says so */ }
 	}
+	navExtras = { payments: await payments };
 	renderTopbar();
-	detectFeatures();
 	await start(document.getElementById('main'), { notFound, after: renderTopbar });
 	document.body.classList.add('ready');
 }

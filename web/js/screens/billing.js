@@ -1,13 +1,25 @@
 // Plans and credit packs (Stripe Checkout), the subscription, and the
-// pages Checkout returns to.  Shown only when the payments API answers.
+// pages Checkout returns to.
 import { h, replace, announce } from '../dom.js';
 import { t, tn, fmtNumber, fmtMoney, fmtDate } from '../i18n.js';
 import { get, post } from '../api.js';
 import * as session from '../session.js';
-import { hasPayments } from '../features.js';
+import { plans as catalogue } from '../features.js';
 import { page, loading, errorBox, notice, action, errorText, empty, badge } from '../ui.js';
 
 const LIVE = ['active', 'trialing', 'past_due'];
+
+// The account as it was when Checkout began, kept for this tab while it is
+// at Stripe: the return page compares with it (the webhook often comes
+// before the person does, and the app reloads on the way back).
+// Storage may be refused (privacy settings): then the return page
+// compares with the account it loads.
+const BEFORE = 'miky.checkout';
+const kept = {
+	get() { try { return JSON.parse(sessionStorage.getItem(BEFORE)); } catch { return null; } },
+	set(v) { try { sessionStorage.setItem(BEFORE, JSON.stringify(v)); } catch { /* refused */ } },
+	clear() { try { sessionStorage.removeItem(BEFORE); } catch { /* refused */ } },
+};
 
 export function plans({ outlet }) {
 	const body = h('div', null, loading());
@@ -16,17 +28,22 @@ export function plans({ outlet }) {
 
 	const checkout = (btn, path, payload) => action(btn, async () => {
 		const r = await post(path, payload);
+		const u = session.getUser();
+		kept.set({ session_id: r.session_id, credits: u.credits, plan: u.plan, subscription_status: u.subscription_status });
 		announce(t('plans.redirecting'));
 		location.assign(r.checkout_url);
 	}, (e) => replace(msg, notice(e.code === 'conflict' ? t('plans.already') : errorText(e), 'error')));
 
 	async function load() {
-		if (!(await hasPayments())) {
+		let r;
+		try {
+			r = await catalogue();
+		} catch {
 			replace(body, empty(t('plans.unavailable')));
 			return;
 		}
 		try {
-			const [r, me] = await Promise.all([get('/api/payments/plans', { auth: false }), get('/api/user/profile')]);
+			const me = await get('/api/user/profile');
 			session.setUser(me.user);
 			const u = me.user;
 			const subscribed = LIVE.includes(u.subscription_status);
@@ -94,11 +111,14 @@ export function plans({ outlet }) {
 }
 
 // /billing/success and /billing/cancel: where Stripe Checkout returns.
-// On success the credits or plan arrive by webhook, moments later: poll
-// the profile a while and show the change.
-export function billingReturn({ outlet }) {
+// On success the credits or plan arrive by webhook, before or moments
+// after the person: poll the profile a while and show the change since
+// Checkout began.
+export function billingReturn({ outlet, query }) {
 	const ok = location.pathname.endsWith('/success');
-	const before = session.getUser();
+	const then = kept.get();
+	if (!ok) kept.clear();
+	const before = then?.session_id === query.get('session_id') ? then : session.getUser();
 	const state = h('div', null, ok ? loading(t('billing.waiting')) : null);
 	outlet.append(page(ok ? t('billing.success_title') : t('billing.cancel_title'),
 		h('p', { class: 'lead', text: ok ? t('billing.success_text') : t('billing.cancel_text') }),
@@ -114,6 +134,7 @@ export function billingReturn({ outlet }) {
 				const r = await get('/api/user/profile');
 				if (r.user.credits !== before.credits || r.user.plan !== before.plan || r.user.subscription_status !== before.subscription_status) {
 					session.setUser(r.user);
+					kept.clear();
 					replace(state, notice(t('billing.arrived', { credits: fmtNumber(r.user.credits), plan: t(`plan.${r.user.plan}`) }), 'ok'));
 					return;
 				}

@@ -1,11 +1,9 @@
 // Invite friends: the link (copy, share), the stats with each invitee's
-// status, and cash-outs.  Stats and cash-outs need api.md's referrals API;
-// without it the screen shows the link and the count from the profile.
+// status, and cash-outs.
 import { h, replace, announce } from '../dom.js';
-import { t, fmtNumber, fmtMoney, fmtDate } from '../i18n.js';
+import { t, fmtNumber, fmtMoney, fmtDate, currencySymbol } from '../i18n.js';
 import { get, post } from '../api.js';
 import * as session from '../session.js';
-import { hasReferralStats } from '../features.js';
 import { page, loading, errorBox, notice, field, form, table, badge, empty, stat } from '../ui.js';
 
 export function referrals({ outlet }) {
@@ -38,15 +36,6 @@ export function referrals({ outlet }) {
 	}
 
 	async function load() {
-		const api = await hasReferralStats();
-		if (!api) {
-			renderLink(`${location.origin}/signup?ref=${encodeURIComponent(u.referral_code)}`, t('ref.share_text'));
-			replace(statsBox, h('div', { class: 'stat-row' },
-				stat(fmtNumber(u.referrals_count), t('ref.invited')),
-				stat(fmtMoney(u.cash_earned_cents), t('ref.cash_earned'))),
-			notice(t('ref.stats_soon'), 'info'));
-			return;
-		}
 		try {
 			const [link, s] = await Promise.all([get('/api/referrals/share-link'), get('/api/referrals/stats')]);
 			renderLink(link.url, link.share_text);
@@ -81,7 +70,7 @@ export function referrals({ outlet }) {
 		if (s.cash_available_cents <= 0) return h('p', { text: t('ref.cashout_none') });
 		const done = h('div', { role: 'status' });
 		const f = form([
-			field({ label: t('ref.amount'), name: 'amount', type: 'number', min: '0.01', step: '0.01', max: (s.cash_available_cents / 100).toFixed(2), required: true, value: (s.cash_available_cents / 100).toFixed(2), inputmode: 'decimal', hint: t('ref.amount_hint', { max: fmtMoney(s.cash_available_cents) }) }),
+			field({ label: t('ref.amount', { currency: currencySymbol() }), name: 'amount', type: 'number', min: '0.01', step: '0.01', max: (s.cash_available_cents / 100).toFixed(2), required: true, value: (s.cash_available_cents / 100).toFixed(2), inputmode: 'decimal', hint: t('ref.amount_hint', { max: fmtMoney(s.cash_available_cents) }) }),
 			field({ label: t('ref.method'), name: 'method', options: [['paypal', 'PayPal'], ['bank', t('ref.bank')]] }),
 			field({ label: t('ref.destination'), name: 'destination', required: true, maxlength: 320, autocomplete: 'off', hint: t('ref.destination_hint') }),
 		], t('ref.cashout_button'), async (v) => {
