@@ -85,7 +85,7 @@ static atomic_llong	 accept_resume_ms;
 /* Every connection, and the spare structures, under reg_mu. */
 static pthread_mutex_t	 reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct conn	*all, *spare;
-static int		 nconns;
+static atomic_int	 nconns;
 
 /* Requests waiting for a thread, under q_mu. */
 static pthread_mutex_t	 q_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -173,6 +173,20 @@ serve(struct conn *c, struct arena *a, struct buf *scratch)
 }
 
 /*
+ * More connections than threads: requests on them would wait here for a
+ * thread while another worker may have some to spare, and nginx would
+ * keep sending them here (a worker restarted after a crash would get
+ * nothing but new connections).  Such a worker keeps no connection
+ * after its request; nginx opens new ones as it needs them, and those
+ * spread over the workers.
+ */
+static bool
+crowded(void)
+{
+	return atomic_load(&nconns) > cfg->threads;
+}
+
+/*
  * What becomes of a connection whose request was answered: closed
  * (broken, or done with), kept for the next request, kept while the
  * rest of an unread body is skipped (then kept or closed), or, when
@@ -193,7 +207,8 @@ after_response(struct conn *c)
 	body_done = conn_skip_body(c);
 	if (c->broken)
 		return AFTER_CLOSE;
-	if (!c->parser.keep_conn || (body_done && atomic_load(&draining))) {
+	if (!c->parser.keep_conn || (body_done && (atomic_load(&draining) ||
+	    crowded()))) {
 		if (body_done)
 			return AFTER_CLOSE;
 		shutdown(c->fd, SHUT_WR);
@@ -798,9 +813,7 @@ quiet(void)
 {
 	int n;
 
-	pthread_mutex_lock(&reg_mu);
-	n = nconns;
-	pthread_mutex_unlock(&reg_mu);
+	n = atomic_load(&nconns);
 	return n == 0 && atomic_load(&busy) == 0 && atomic_load(&q_len) == 0;
 }
 
