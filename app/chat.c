@@ -35,6 +35,7 @@
 #include "lib/utf8.h"
 
 #define TITLE_CHARS	60
+#define ANSWER_MAX	200000	/* bytes; messages.content holds 200,000 chars */
 
 enum { CS_CONTENT, CS_CONV, CS_PERSONA, CS_STREAM };
 const struct jfield chat_send_in[] = {
@@ -69,6 +70,7 @@ struct turn {
 	long long		 credits_left;
 	bool			 banned;	/* found at settling */
 	bool			 conv_gone;	/* found at settling */
+	bool			 full;		/* the answer reached ANSWER_MAX */
 	struct ai_message	*msgs;
 	size_t			 nmsgs;
 	struct buf		 answer;
@@ -230,6 +232,12 @@ send_event(struct turn *t, const char *event, struct buf *b)
 	return sse_event(t->r, event, b->p, b->len);
 }
 
+/*
+ * A piece of the answer: kept, and passed on when streaming.  An answer
+ * stops at ANSWER_MAX bytes (so at most that many characters, what
+ * messages.content holds), cut on a character: the model call ends
+ * there and the turn completes with what fits.
+ */
 static int
 on_delta(void *ctx, const char *p, size_t n)
 {
@@ -238,9 +246,15 @@ on_delta(void *ctx, const char *p, size_t n)
 	struct jw w;
 	int rc = 0;
 
+	if (t->answer.len + n > ANSWER_MAX) {
+		n = ANSWER_MAX - t->answer.len;
+		while (n > 0 && ((unsigned char)p[n] & 0xc0) == 0x80)
+			n--;
+		t->full = true;
+	}
 	buf_add(&t->answer, p, n);
-	if (!t->stream)
-		return 0;
+	if (!t->stream || n == 0)
+		return t->full;
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_key(&w, "content");
@@ -248,7 +262,7 @@ on_delta(void *ctx, const char *p, size_t n)
 	jw_end(&w);
 	rc = send_event(t, "delta", &b);
 	buf_free(&b);
-	return rc;
+	return rc != 0 ? rc : t->full;
 }
 
 /* How step 3 went. */
@@ -487,6 +501,9 @@ run_turn(struct turn *t)
 	 * so when a non-streaming turn fails midway: that client saw
 	 * nothing.
 	 */
+	/* A full answer ended the call itself: the turn is complete. */
+	if (t->full && ai.outcome == AI_CANCELLED)
+		ai.outcome = AI_OK;
 	keep = ai.outcome == AI_OK || (t->answer.len > 0 &&
 	    (t->stream || ai.outcome == AI_CANCELLED));
 	if (ai.outcome == AI_CANCELLED)

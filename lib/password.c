@@ -59,6 +59,17 @@ password_init(int max_concurrent)
 	    MAX_SLOTS : max_concurrent;
 }
 
+bool
+password_saturated(void)
+{
+	bool full;
+
+	pthread_mutex_lock(&mu);
+	full = nwaiting >= QUEUE_PER_SLOT * nslots;
+	pthread_mutex_unlock(&mu);
+	return full;
+}
+
 static struct slot *
 free_slot(void)
 {

@@ -11,6 +11,7 @@
 #ifndef MIKY_PASSWORD_H
 #define MIKY_PASSWORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define PASSWORD_HASH_MAX	128
@@ -22,6 +23,12 @@ enum password_result {
 	PASSWORD_ERROR,		/* malformed stored hash, internal error */
 };
 
+/*
+ * True if the line for a slot is full: a hash asked for now would be
+ * refused with PASSWORD_BUSY.  A hint for callers that would do costly
+ * work before hashing (it may change the next moment).
+ */
+bool			password_saturated(void);
 /* Sets the number of concurrent hashes allowed (default 2). */
 void			password_init(int max_concurrent);
 /* Hashes pw into out (PHC string).  Returns PASSWORD_MATCH on success. */

@@ -18,6 +18,7 @@ use lib 't/lib';
 use Miky::Test;
 use Miky::FakeOpenAI qw(answer stream_p set_settings);
 use Mojo::Promise;
+use Encode ();
 
 my $fake = Miky::FakeOpenAI->new;
 my $t = Miky::Test->new(app => 0, env => $fake->env, threads => 12);
@@ -149,6 +150,35 @@ my $h = $t->user(first_name => 'Hist');
 	set_settings($t, chat_history_messages => 0, chat_history_budget_chars => 24000);
 	$m = $turn->('hc-none');
 	is_deeply([ map { $_->{role} } @$m ], [ 'system', 'user' ], 'chat_history_messages 0: no history');
+}
+
+# --- an answer past 200,000 bytes: cut on a character, the turn complete ------
+
+for my $stream (1, 0) {
+	my $u = $t->user(first_name => 'Big' . $stream);
+	my $res;
+	stream_p($t, '/api/chat/send', { content => "u-big$stream [[big:320]][[slow:2]]", ($stream ? (stream => \1) : ()) },
+		$t->auth($u))->then(sub { $res = shift })->wait;
+	my $what = $stream ? 'streamed' : 'not streamed';
+	if ($stream) {
+		is($res->{events}[-1]{event}, 'done', "a 214 KB answer ($what): done");
+		my $seen = join '', map { $_->{json}{content} } grep { $_->{event} eq 'delta' } @{ $res->{events} };
+		my $bytes = do { use bytes; length(Encode::encode('UTF-8', $seen)) };
+		cmp_ok($bytes, '<=', 200000, "  the deltas stop at 200,000 bytes ($bytes)");
+		unlike($seen, qr/\x{fffd}/, '  no character cut in two');
+	} else {
+		is($res->{code}, 201, "a 214 KB answer ($what): 201");
+	}
+	my ($chars, $octets, $last) = $dbh->selectrow_array(q{SELECT char_length(content), octet_length(content),
+		right(content, 1) FROM messages WHERE user_id = ? AND sender = 'assistant'}, undef, $u->{id});
+	ok(defined $chars && $octets <= 200000 && $octets > 199000, "  stored, cut near 200,000 bytes ($octets)");
+	is($last, "\x{e9}", '  on a whole character');
+	is($dbh->selectrow_array(q{SELECT credits FROM users WHERE id = ?}, undef, $u->{id}), 99, '  charged once');
+	is($dbh->selectrow_array(q{SELECT count(*) FROM credit_holds WHERE user_id = ?}, undef, $u->{id}), 0,
+		'  the hold settled');
+	my $r = $t->wait_for(sub { my ($q) = $fake->requests(tag => "u-big$stream");
+		$q && defined $q->{cancelled} ? $q : undef }, 10, 'the end of the model call');
+	ok($r && $r->{cancelled}, '  the model call was ended there');
 }
 
 $t->done;

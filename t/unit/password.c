@@ -75,6 +75,7 @@ quiet(int on)
 #define FLOOD	24
 
 static enum password_result flood_result[FLOOD];
+static bool saturated_seen;
 
 static void *
 flood_one(void *arg)
@@ -98,12 +99,21 @@ test_queue(void)
 	int i, busy = 0, done = 0, other = 0;
 
 	password_init(1);
+	ok(!password_saturated(), "not saturated at rest");
 	quiet(1);
 	for (i = 0; i < FLOOD; i++)
 		pthread_create(&th[i], NULL, flood_one, (void *)(long)i);
+	for (i = 0; i < 2000 && !saturated_seen; i++) {
+		struct timespec ms = { 0, 1000000 };
+
+		saturated_seen = password_saturated();
+		nanosleep(&ms, NULL);
+	}
 	for (i = 0; i < FLOOD; i++)
 		pthread_join(th[i], NULL);
 	quiet(0);
+	ok(saturated_seen, "saturated while the line is full");
+	ok(!password_saturated(), "not saturated once it has drained");
 	for (i = 0; i < FLOOD; i++) {
 		if (flood_result[i] == PASSWORD_BUSY)
 			busy++;

@@ -31,6 +31,8 @@ package Miky::FakeOpenAI;
 #                                     (no terminating chunk: a cut stream)
 #   [[slow:MS]]                       a piece every MS milliseconds
 #   [[count:N]]                       N pieces (default 3)
+#   [[big:N]]                         N pieces of 668 bytes (x, 333 e-acute,
+#                                     y), for answers past 200,000 bytes
 #   [[crlf]]                          CRLF line ends
 #   [[fail401]]                       answer 401 with a body that looks like
 #                                     a stream whose content and error
@@ -247,6 +249,10 @@ sub _chat {
 	my @pieces = map { piece($_) } 1 .. $n;
 	if ($m->{demo}) {
 		@pieces = $DEMO =~ /(.{1,8})/gs;
+		$n = @pieces;
+	} elsif ($m->{big}) {
+		# N pieces of 668 bytes (334 characters): x, 333 e-acute, y.
+		@pieces = map { 'x' . ("\x{e9}" x 333) . 'y' } 1 .. $m->{big};
 		$n = @pieces;
 	} elsif ($m->{echo}) {
 		(my $echo = $text) =~ s/\[\[[a-z0-9]+(?::\d+)?\]\]\s*//g;
