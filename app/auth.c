@@ -392,7 +392,8 @@ auth_signin(struct request *r)
 	struct buf b = BUF_INIT;
 	PGresult *user;
 
-	if ((user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, ARGS(email))) ==
+	if (password_room_or_reply(r) != 0 ||
+	    (user = sql_run_or_reply(r, STMT_USER_BY_EMAIL, ARGS(email))) ==
 	    NULL || password_check_or_reply(r, PW_SIGNIN, sql_rows(user) == 1 ?
 	    sql_str(user, 0, UE_ID) : email,
 	    sql_rows(user) == 1 ? sql_str(user, 0, UE_HASH) : NULL, pw,

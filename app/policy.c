@@ -70,6 +70,15 @@ reply_hash_failure(struct request *r, enum password_result pr)
 }
 
 int
+password_room_or_reply(struct request *r)
+{
+	if (!password_saturated())
+		return 0;
+	reply_hash_failure(r, PASSWORD_BUSY);
+	return -1;
+}
+
+int
 password_check_or_reply(struct request *r, enum pw_check kind,
     const char *subject, const char *phc, const char *pw, const char *wrong)
 {
@@ -79,11 +88,8 @@ password_check_or_reply(struct request *r, enum pw_check kind,
 	    "signin_addr:%s", rate_address(r)) : NULL;
 	enum password_result pr;
 
-	/* Refused before the limits' writes: a flood costs a lock, no more. */
-	if (password_saturated()) {
-		reply_hash_failure(r, PASSWORD_BUSY);
+	if (password_room_or_reply(r) != 0)
 		return -1;
-	}
 	if (rate_take_or_reply(r, key, PASSWORD_WINDOW, PASSWORD_FAILS) != 0)
 		return -1;
 	if (addr != NULL && rate_take_or_reply(r, addr, ADDRESS_WINDOW,

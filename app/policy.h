@@ -30,6 +30,14 @@ enum pw_check {
 const char	*password_problem(const char *pw, const char *email);
 
 /*
+ * 0 if a password hash could start now, else -1 after replying 503
+ * unavailable with Retry-After (the hashing line is full).  Called before
+ * any other work of a request that will hash, so that a flood of them is
+ * refused for the price of a mutex, not of database writes.
+ */
+int		 password_room_or_reply(struct request *);
+
+/*
  * Checks pw against the stored hash phc (NULL for an account that does
  * not exist: a hash is spent all the same, so timing tells nothing).
  * The attempt takes a place in the limits of `kind` first -- for the

@@ -19,7 +19,8 @@
 # signin (one argon2id verification; also as a share of the machine's
 # argon2 ceiling: cores / the time of one hash), webhook (signed Stripe
 # invoice.paid deliveries, a third of them duplicates, then the books
-# checked exact).  `streams` (not in the default set) is the streaming
+# checked exact), flood (the profile beside 300 wrong-password sign-ins
+# at once, against the profile idle).  `streams` (not in the default set) is the streaming
 # capacity run (bench/streams.pl).
 #
 # Each target: a warm-up, then the measured run; between runs the app is
@@ -29,7 +30,8 @@
 #
 # Environment:
 #   BENCH_SECONDS (10) BENCH_WARMUP (2) BENCH_CONNECTIONS (64) BENCH_THREADS (2)
-#   BENCH_TARGETS ("static fcgi health profile list get signin webhook")
+#   BENCH_TARGETS ("static fcgi health profile list get signin webhook flood")
+#   BENCH_FLOOD_CONNECTIONS (300)   see bench_flood
 #   BENCH_SIGNIN_CONNECTIONS (16)   see bench_signin
 #   WEBHOOK_USERS (200) WEBHOOK_TRIPLES (20000)
 #   BENCH_USERS (1000) BENCH_CONVS (20) BENCH_MSGS (20)
@@ -60,7 +62,7 @@ my %O = (
 	convs   => $ENV{BENCH_CONVS} // 20,
 	msgs    => $ENV{BENCH_MSGS} // 20,
 );
-my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static fcgi health profile list get signin webhook');
+my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static fcgi health profile list get signin webhook flood');
 my $PASSWORD = 'bench-password-1';
 my $CORES = `nproc` + 0 || 1;
 
@@ -98,11 +100,12 @@ my $t = Miky::Test->new(
 	threads => $ENV{MIKY_THREADS} // 64,
 	db_pool => $ENV{MIKY_DB_POOL} // 8,
 	env     => \%app_env,
-	# wrk sends everything from one address: no per-IP limits.  Room
-	# for tens of thousands of connections (the streams target).
+	# wrk sends everything from one address: no per-IP limits (the
+	# all-clients limit on the hashing routes stays).  Room for tens of
+	# thousands of connections (the streams target).
 	nginx_edit => sub {
 		my $c = shift;
-		$c =~ s/^\s*limit_(?:req|conn)\s[^\n]*\n//mg;
+		$c =~ s/^\s*limit_(?:req|conn)\s(?![^\n]*zone=miky_hash)[^\n]*\n//mg;
 		$c =~ s/worker_connections\s+\d+/worker_connections @{[$NOFILE - 200]}/;
 		$c =~ s/worker_rlimit_nofile\s+\d+/worker_rlimit_nofile $NOFILE/;
 		$c
@@ -206,6 +209,7 @@ sub measure {
 	my ($name, $conns, %var) = @_;
 	my $script = delete $var{BENCH_SCRIPT} // 'rotate.lua';
 	my $warmup = delete $var{BENCH_WARMUP} // $O{warmup};
+	my $busy = delete $var{BENCH_BUSY};	# measured under other load: no settling
 	$var{BENCH_FILE} //= $FILE{tokens};
 	my $threads = $O{threads} < $conns ? $O{threads} : $conns;
 	my @wrk = ('wrk', "-t$threads", "-c$conns", '--timeout', '10s', '-s', "$Bin/$script",
@@ -213,7 +217,7 @@ sub measure {
 	info "$name: " . ($var{BENCH_METHOD} // 'POST') . ' ' . ($var{BENCH_PATH} // $var{BENCH_URL_PATH})
 		. ", $conns connections, $warmup s warm-up + $O{seconds} s";
 	local @ENV{ keys %var } = values %var;
-	settle();
+	settle() unless $busy;
 	if ($warmup > 0) {
 		system("@wrk -d${warmup}s >/dev/null") == 0 or die_("wrk failed");
 		settle();
@@ -322,6 +326,41 @@ sub bench_signin {
 	# the hash queue full) and are in the errors column.
 	$NOTE{signin} = sprintf '%d connections; %.1f sign-ins/s: %.2f of the argon2 ceiling (%.1f/s)',
 		$conns, $r->{ok_rps}, $r->{ok_rps} / $ceiling, $ceiling;
+}
+
+# A sign-in flood beside the profile (issue 7): BENCH_FLOOD_CONNECTIONS
+# (300) connections send wrong-password sign-ins for BENCH_SECONDS while a
+# second wrk measures GET /api/user/profile at 16 connections; the profile
+# measured idle just before is the baseline.  The hashing line refuses what
+# it cannot take at once (503 with Retry-After), so the profile's p99 should
+# stay within 3x its idle p99, and no answer be a 5xx other than that 503.
+my $FLOOD_LINE;
+sub bench_flood {
+	my $conns = $ENV{BENCH_FLOOD_CONNECTIONS} // 300;
+	my %profile = (BENCH_METHOD => 'GET', BENCH_PATH => '/api/user/profile', BENCH_AUTH => 1);
+	my $idle = measure('idle16', 16, %profile);
+	# The flood: wrong passwords for real accounts, 300 at a time.
+	my @wrk = ('wrk', "-t$O{threads}", "-c$conns", '--timeout', '10s', '-s', "$Bin/flood.lua", $t->base);
+	{
+		local %ENV = (%ENV, BENCH_FILE => $FILE{signin}, BENCH_METHOD => 'POST',
+			BENCH_PATH => '/api/auth/signin', BENCH_BODY => '{"email":"$1","password":"wrong $2"}');
+		open(my $fh, '-|', @wrk, '-d' . ($O{seconds} + 4) . 's') or die_("wrk: $!");
+		$FLOOD_LINE = { fh => $fh };
+	}
+	sleep 2;
+	my $busy = measure('flood16', 16, %profile, BENCH_WARMUP => 0, BENCH_BUSY => 1);
+	my $out = do { local $/; readline $FLOOD_LINE->{fh} };
+	close $FLOOD_LINE->{fh};
+	my ($f) = $out =~ /^FLOOD (.*)$/m or die_("flood: no counts from wrk:\n$out");
+	my %c = map { split /=/, $_, 2 } split ' ', $f;
+	my $ratio = $busy->{p99_ms} / ($idle->{p99_ms} || 1);
+	$NOTE{idle16} = 'GET /api/user/profile, 16 connections, idle';
+	$NOTE{flood16} = sprintf 'the same beside %d wrong-password sign-ins at once: p99 %.2fx idle', $conns, $ratio;
+	$FLOOD_LINE = sprintf 'sign-in flood (%d connections, %d s): %d checked (401), %d refused busy (503), '
+		. '%d rate-limited (429), %d other 5xx, %d other; profile p99 %.1f ms idle, %.1f ms beside it '
+		. '(%.2fx; goal <= 3x, and no 5xx but the 503)', $conns, $O{seconds} + 4, $c{s401}, $c{s503},
+		$c{s429}, $c{s5xx}, $c{other} + $c{s2xx}, $idle->{p99_ms}, $busy->{p99_ms}, $ratio;
+	info $FLOOD_LINE;
 }
 
 # The Stripe webhook: signed invoice.paid deliveries (bench/webhook.pl: new
@@ -510,6 +549,7 @@ sub report {
 	}
 	push @l, '', 'CPU: % of one core used during the measured run (client excluded)';
 	push @l, '', $WEBHOOK_LINE if $WEBHOOK_LINE;
+	push @l, '', $FLOOD_LINE if $FLOOD_LINE && !ref $FLOOD_LINE;
 	push @l, '', @STREAMS if @STREAMS;
 	return join "\n", @l, '';
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <argon2.h>
 
@@ -30,12 +31,19 @@
 /*
  * A slot is the right to run one hash, with its own 19 MiB of memory,
  * mapped once and reused: allocating it per hash costs more in page
- * faults than the hash itself when many threads take turns.
+ * faults than the hash itself when many threads take turns.  Each slot
+ * has its own hashing thread, started on first use in the process; the
+ * caller holding the slot hands it the job and waits.
  */
 struct slot {
-	bool	 busy;
-	void	*mem;
-	size_t	 size;
+	bool		 busy;		/* held by a caller */
+	void		*mem;
+	size_t		 size;
+	pid_t		 pid;		/* of the process its thread runs in */
+	pthread_cond_t	 cv;		/* a job given, or done */
+	argon2_context	*job;
+	int		 rc;
+	bool		 done;
 };
 
 struct waiter {
@@ -50,6 +58,7 @@ static int		 nslots = 2;
 static struct waiter	*queue, **queue_tail = &queue;
 static int		 nwaiting;
 
+/* The slot whose memory argon2 uses in this thread. */
 static _Thread_local struct slot *mine;
 
 void
@@ -172,6 +181,75 @@ slot_free(uint8_t *memory, size_t bytes)
 		free(memory);
 }
 
+/*
+ * A slot's hashing thread.  It runs under SCHED_IDLE: any other thread
+ * that wakes on its CPU (a request thread, nginx, PostgreSQL) preempts
+ * it at once, whatever process it belongs to (a nice value would only
+ * rank it among this process's threads).  The request threads cannot do
+ * this themselves: an unprivileged thread may lower its priority but
+ * never raise it back.  On an otherwise idle machine a hash takes as
+ * long as before (sign-ins ran as fast in `make bench`); beside other
+ * requests it waits for them, so a flood of sign-ins slows sign-ins,
+ * not every route.
+ */
+static void *
+hasher(void *arg)
+{
+	struct slot *s = arg;
+	struct sched_param sp = { 0 };
+	argon2_context *job;
+
+	mine = s;
+	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+		log_warnx("password hashing thread: priority not lowered");
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		while (s->job == NULL)
+			pthread_cond_wait(&s->cv, &mu);
+		job = s->job;
+		pthread_mutex_unlock(&mu);
+		s->rc = argon2id_ctx(job);
+		pthread_mutex_lock(&mu);
+		s->job = NULL;
+		s->done = true;
+		pthread_cond_broadcast(&s->cv);
+	}
+	return NULL;
+}
+
+/*
+ * Runs ctx on the hashing thread of the slot this thread holds, started
+ * if this process has none yet (a forked worker starts its own).  If no
+ * thread can be started, the hash runs here.
+ */
+static int
+hash_on_slot(argon2_context *ctx)
+{
+	struct slot *s = mine;
+	pthread_t th;
+	int rc;
+
+	pthread_mutex_lock(&mu);
+	if (s->pid != getpid()) {
+		pthread_cond_init(&s->cv, NULL);
+		if (pthread_create(&th, NULL, hasher, s) != 0) {
+			pthread_mutex_unlock(&mu);
+			log_warnx("password hashing thread not started");
+			return argon2id_ctx(ctx);
+		}
+		pthread_detach(th);
+		s->pid = getpid();
+	}
+	s->job = ctx;
+	s->done = false;
+	pthread_cond_broadcast(&s->cv);
+	while (!s->done)
+		pthread_cond_wait(&s->cv, &mu);
+	rc = s->rc;
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
 /* Runs argon2id over pw and salt into out with the given costs. */
 static int
 run(const char *pw, const uint8_t *salt, size_t saltlen, uint32_t m,
@@ -188,7 +266,7 @@ run(const char *pw, const uint8_t *salt, size_t saltlen, uint32_t m,
 		.flags = ARGON2_DEFAULT_FLAGS,
 	};
 
-	return argon2id_ctx(&ctx);
+	return hash_on_slot(&ctx);
 }
 
 /* Standard base64 without padding, as PHC strings use it. */

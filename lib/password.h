@@ -6,7 +6,9 @@
  * most `password_init(n)` run at once in a process; up to four callers a
  * slot wait their turn (up to a few seconds), and more are refused at
  * once with PASSWORD_BUSY: a burst of sign-ins can neither exhaust memory
- * nor park every request thread of the process.
+ * nor park every request thread of the process.  The hashes run on
+ * each slot's own thread at idle priority (SCHED_IDLE), so that other
+ * requests on the machine run first.
  */
 #ifndef MIKY_PASSWORD_H
 #define MIKY_PASSWORD_H

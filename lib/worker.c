@@ -173,25 +173,16 @@ serve(struct conn *c, struct arena *a, struct buf *scratch)
 }
 
 /*
- * More connections than threads: requests on them would wait here for a
- * thread while another worker may have some to spare, and nginx would
- * keep sending them here (a worker restarted after a crash would get
- * nothing but new connections).  Such a worker keeps no connection
- * after its request; nginx opens new ones as it needs them, and those
- * spread over the workers.
- */
-static bool
-crowded(void)
-{
-	return atomic_load(&nconns) > cfg->threads;
-}
-
-/*
  * What becomes of a connection whose request was answered: closed
  * (broken, or done with), kept for the next request, kept while the
  * rest of an unread body is skipped (then kept or closed), or, when
  * nginx will not reuse it and part of the body is unread, half-closed
- * and read to its end before it is closed.  A plain close with data
+ * and read to its end before it is closed.  A connection nginx keeps
+ * (FCGI_KEEP_CONN) is never closed here while it may be used: nginx may
+ * already be sending the next request on it, and a POST that meets a
+ * closed connection is not retried (a 502).  The FastCGI spec leaves
+ * such a connection to the web server; nginx bounds how many it keeps.
+ * Only a draining worker closes them, as it must.  A plain close with data
  * unread would make nginx's writes of the body fail, and nginx then
  * reports an error instead of the answer it already has; with our half
  * closed, it sees the answer end, stops sending and closes (libfcgi
@@ -207,8 +198,7 @@ after_response(struct conn *c)
 	body_done = conn_skip_body(c);
 	if (c->broken)
 		return AFTER_CLOSE;
-	if (!c->parser.keep_conn || (body_done && (atomic_load(&draining) ||
-	    crowded()))) {
+	if (!c->parser.keep_conn || (body_done && atomic_load(&draining))) {
 		if (body_done)
 			return AFTER_CLOSE;
 		shutdown(c->fd, SHUT_WR);

@@ -4,9 +4,12 @@
  * which must spend a real verification (its fixed hash must be valid,
  * or an unknown email would answer faster than a wrong password).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +132,52 @@ test_queue(void)
 	password_init(2);
 }
 
+/* How many threads of this process run under SCHED_IDLE. */
+static int
+idle_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' &&
+		    sched_getscheduler(atoi(e->d_name)) == SCHED_IDLE)
+			n++;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/*
+ * The hashes run on the slots' own threads at idle priority, the
+ * caller's thread keeps its own; a forked child (a worker) starts
+ * threads of its own and hashes as its parent did.
+ */
+static void
+test_threads(const char *h1, const char *pw)
+{
+	int status = -1;
+	pid_t pid;
+
+	ok(idle_threads() >= 1 && idle_threads() <= 2,
+	    "the hashes ran on SCHED_IDLE threads, one a slot (%d)",
+	    idle_threads());
+	is_int(sched_getscheduler(0), SCHED_OTHER, "the caller's thread "
+	    "keeps its priority");
+	if ((pid = fork()) == 0) {
+		char h[PASSWORD_HASH_MAX];
+
+		_exit(password_verify(h1, pw) == PASSWORD_MATCH &&
+		    password_hash(pw, h, sizeof(h)) == PASSWORD_MATCH &&
+		    password_verify(h, pw) == PASSWORD_MATCH &&
+		    idle_threads() >= 1 ? 0 : 1);
+	}
+	ok(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0, "a forked child hashes and verifies "
+	    "on threads of its own");
+}
+
 int
 main(void)
 {
@@ -219,6 +268,7 @@ main(void)
 	    "password_burn takes about as long as a verification "
 	    "(%.1f ms vs %.1f ms)", burn_ms, verify_ms);
 
+	test_threads(h1, pw);
 	test_queue();
 	return tap_done();
 }
