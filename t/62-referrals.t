@@ -321,7 +321,7 @@ is($t->metric('miky_clawbacks_total', kind => 'cash', outcome => 'taken'),
 	row(q{SELECT count(*) FROM cash_ledger WHERE reason = 'clawback'}), 'cash claw-backs counted');
 is($t->metric('miky_cashouts_total', status => 'requested', outcome => 'ok'),
 	row(q{SELECT count(*) FROM transactions WHERE type = 'cashout'}), 'cash-outs requested counted');
-my ($code, $out) = $t->run_miky('check-ledger');
-is($code, 0, 'miky check-ledger passes') or diag $out;
+my ($rc, $out) = $t->run_miky('check-ledger');
+is($rc, 0, 'miky check-ledger passes') or diag $out;
 
 $t->done;
