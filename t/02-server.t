@@ -7,7 +7,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test;
+use Miky::Test qw(read_until);
 use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
@@ -240,19 +240,6 @@ sub open_stream {
 		. "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n"
 		. "Connection: close\r\n\r\n$body";
 	return $s;
-}
-
-# read_until($sock, qr/.../, $timeout): what was read when the pattern
-# showed up (or the time ran out, or the peer closed).
-sub read_until {
-	my ($s, $re, $timeout) = @_;
-	my ($buf, $sel, $deadline) = ('', IO::Select->new($s), time + $timeout);
-	while ($buf !~ $re && time < $deadline) {
-		next unless $sel->can_read(0.1);
-		my $n = sysread $s, $buf, 65536, length $buf;
-		last unless $n;
-	}
-	return $buf;
 }
 
 {

@@ -17,7 +17,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use Miky::Test qw(error_is);
+use Miky::Test qw(error_is read_until);
 use Miky::FakeOpenAI qw(set_settings);
 use IO::Select;
 use IO::Socket::INET;
@@ -65,18 +65,6 @@ sub stream_request {
 	return "POST /api/chat/send HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 		. "Authorization: Bearer $user->{access_token}\r\n"
 		. "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
-}
-
-# Reads until the pattern shows, the time runs out, or the peer closes.
-sub read_until {
-	my ($s, $re, $timeout) = @_;
-	my ($buf, $sel, $deadline) = ('', IO::Select->new($s), time + $timeout);
-	while ($buf !~ $re && time < $deadline) {
-		next unless $sel->can_read(0.1);
-		my $n = sysread $s, $buf, 65536, length $buf;
-		last unless $n;
-	}
-	return $buf;
 }
 
 sub health_ok {

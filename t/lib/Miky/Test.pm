@@ -27,6 +27,7 @@ use File::Basename qw(basename dirname);
 use File::Path qw(remove_tree);
 use File::Spec;
 use File::Temp qw(tempdir);
+use IO::Select;
 use IO::Socket::INET;
 use Mojo::JSON qw(decode_json);
 use Mojo::URL;
@@ -198,7 +199,7 @@ sub allow_log {
 
 # --- assertions ----------------------------------------------------------
 
-our @EXPORT_OK = qw(error_is error_code_is @USER_KEYS $TS $UUID);
+our @EXPORT_OK = qw(error_is error_code_is read_until @USER_KEYS $TS $UUID);
 
 # The API's shapes: the user object's keys (sorted), an RFC 3339
 # timestamp with milliseconds, a UUID.
@@ -239,6 +240,19 @@ sub error_code_is {
 }
 
 # --- HTTP helpers -----------------------------------------------------------
+
+# read_until($sock, qr/.../, $timeout): what was read from a raw socket
+# when the pattern showed up (or the time ran out, or the peer closed).
+sub read_until {
+	my ($s, $re, $timeout) = @_;
+	my ($buf, $sel, $deadline) = ('', IO::Select->new($s), time + $timeout);
+	while ($buf !~ $re && time < $deadline) {
+		next unless $sel->can_read(0.1);
+		my $n = sysread $s, $buf, 65536, length $buf;
+		last unless $n;
+	}
+	return $buf;
+}
 
 # json_req($method, $path, $body, \%headers) sends one request and returns
 # the Mojo transaction.  A reference body is sent as JSON (Content-Type:
