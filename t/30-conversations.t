@@ -181,6 +181,26 @@ $tx = req(GET => "/api/conversations/$conv->{id}?limit=3&before=$p2->{messages_c
 my $p3 = $tx->res->json;
 is_deeply([ map { $_->{id} } @{ $p3->{messages} } ], [ @all_ids[0 .. 1] ], 'the first two');
 is($p3->{messages_cursor}, undef, 'the beginning: messages_cursor null');
+# Before the oldest message: the conversation with an empty page.
+{
+	my ($key) = $dbh->selectrow_array('SELECT api_us(created_at) || \',\' || id FROM messages'
+		. ' WHERE conversation_id = ? ORDER BY created_at, id LIMIT 1', undef, $conv->{id});
+	my $cursor = Mojo::Util::b64_encode($key, '') =~ tr{+/=}{-_}dr;
+	$tx = req(GET => "/api/conversations/$conv->{id}?limit=3&before=$cursor", undef, $A);
+	is($tx->res->code, 200, 'before the oldest message: 200');
+	is($tx->res->json('/conversation/id'), $conv->{id}, '... with the conversation');
+	is_deeply($tx->res->json('/messages'), [], '... and no messages');
+	is($tx->res->json('/messages_cursor'), undef, '... nor a cursor');
+}
+# A conversation without messages.
+{
+	my $empty = create($A, title => 'nothing yet');
+	$tx = req(GET => "/api/conversations/$empty->{id}", undef, $A);
+	is($tx->res->code, 200, 'a conversation without messages: 200');
+	is_deeply($tx->res->json('/conversation'), $empty, '... the conversation as created');
+	is_deeply($tx->res->json('/messages'), [], '... no messages');
+	is($tx->res->json('/messages_cursor'), undef, '... no cursor');
+}
 
 # A new turn does not disturb paging back with an old cursor.
 $tx = req(POST => "/api/conversations/$conv->{id}/messages", { content => 'question 5' }, $A);
