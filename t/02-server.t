@@ -90,38 +90,6 @@ sub worker_restarts {
 	return $tx->res->body =~ /^miky_worker_restarts_total (\d+)$/m ? $1 : undef;
 }
 
-# The app's request log lines by request id: {rid => {pid, status, ...}}.
-sub request_log {
-	my %by;
-	for my $line (split /\n/, $t->log) {
-		next unless $line =~ /"msg":"request"/;
-		my $j = eval { decode_json($line) } or next;
-		$by{ $j->{request_id} } = $j if $j->{request_id};
-	}
-	return \%by;
-}
-
-# burst($n): $n GET /api/health at once; returns ({status => count}, {pid
-# that served one => count}).
-sub burst {
-	my $n = shift;
-	my (%codes, @rids);
-	Mojo::Promise->all(map { $t->ua->get_p('/api/health') } 1 .. $n)->then(sub {
-		for my $r (@_) {
-			$codes{ $r->[0]->res->code // 0 }++;
-			push @rids, $r->[0]->res->headers->header('X-Request-Id') // '';
-		}
-	})->wait;
-	my %pids;
-	$t->wait_for(sub {
-		my $log = request_log();
-		%pids = ();
-		$pids{ $log->{$_}{pid} }++ for grep { $log->{$_} } @rids;
-		!grep { !$log->{$_} } @rids;
-	}, 10, 'the log lines of the burst');
-	return (\%codes, \%pids);
-}
-
 sub all_ok {
 	my ($n, $name) = @_;
 	my %codes;
@@ -167,15 +135,9 @@ sub all_ok {
 	# Later requests succeed, and the new worker takes its share: nginx
 	# closes each kept connection after 10 s of use (keepalive_time), and
 	# the new ones spread over both workers.
-	my (%codes, %pids);
-	my $until = time + 25;
-	for (my $round = 1; $round <= 2 || time < $until; $round++) {
-		my ($c, $p) = burst(25);
-		$codes{$_} += $c->{$_} for keys %$c;
-		$pids{$_} += $p->{$_} for keys %$p;
-		last if $round >= 2 && $pids{ $new[0] // 0 };
-		select(undef, undef, undef, 0.25);
-	}
+	my ($codes, $pids) = $t->spread([ $new[0] // 0 ], 25);
+	my %codes = %$codes;
+	my %pids = %$pids;
 	my $n = 0;
 	$n += $_ for values %codes;
 	ok($n >= 50, "$n requests after the restart, 25 at a time");
@@ -207,7 +169,7 @@ sub all_ok {
 	ok((grep { $_->[0] < $t_hup } @r) >= 40, 'the load ran before the SIGHUP');
 	ok((grep { $_->[0] > $t_new } @r) >= 40, 'and after the new workers took over');
 
-	my $log = request_log();
+	my $log = $t->request_log;
 	my %pid_of = map { $_->[2] => ($log->{ $_->[2] } // {})->{pid} // 0 } @r;
 	my %old = map { $_ => 1 } @before;
 	my %new = map { $_ => 1 } @after;
@@ -257,7 +219,7 @@ sub open_stream {
 	# worker's next write fails (EPIPE, not a deadly SIGPIPE).
 	close $_ for @socks;
 	my $log;
-	ok($t->wait_for(sub { $log = request_log(); !grep { !$log->{$_} } @rids }, 20,
+	ok($t->wait_for(sub { $log = $t->request_log; !grep { !$log->{$_} } @rids }, 20,
 		'the streams to end'), 'every stream ended in the app');
 	for my $rid (@rids) {
 		my $l = $log->{$rid} // {};
@@ -306,7 +268,7 @@ sub fcgi_params {
 	}
 	my @rids = map { sprintf '%032x', 0xfeed0000 + $_ } 1 .. $n;
 	my $log;
-	ok($t->wait_for(sub { $log = request_log(); !grep { !$log->{$_} } @rids }, 20,
+	ok($t->wait_for(sub { $log = $t->request_log; !grep { !$log->{$_} } @rids }, 20,
 		'the requests of gone peers'), "the app served all $n requests of peers that had gone");
 	is(scalar(grep { ($log->{$_}{status} // 0) != 200 } @rids), 0, '... each to the end (200)');
 	is_deeply([ $t->worker_pids ], \@before, 'the same workers are alive');

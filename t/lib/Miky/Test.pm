@@ -364,6 +364,59 @@ sub metric {
 	return 0;
 }
 
+# request_log: the app's request log lines by request id
+# ({rid => {pid, status, ...}}).
+sub request_log {
+	my $self = shift;
+	my %by;
+	for my $line (split /\n/, $self->log) {
+		next unless $line =~ /"msg":"request"/;
+		my $j = eval { decode_json($line) } or next;
+		$by{ $j->{request_id} } = $j if $j->{request_id};
+	}
+	return \%by;
+}
+
+# burst($n): $n GET /api/health at once; returns ({status => count}, {pid
+# that served one => count}) once every answer's log line is written.
+sub burst {
+	my ($self, $n) = @_;
+	my (%codes, @rids);
+	Mojo::Promise->all(map { $self->ua->get_p('/api/health') } 1 .. $n)->then(sub {
+		for my $r (@_) {
+			$codes{ $r->[0]->res->code // 0 }++;
+			push @rids, $r->[0]->res->headers->header('X-Request-Id') // '';
+		}
+	})->wait;
+	my %pids;
+	$self->wait_for(sub {
+		my $log = $self->request_log;
+		%pids = ();
+		$pids{ $log->{$_}{pid} }++ for grep { $log->{$_} } @rids;
+		!grep { !$log->{$_} } @rids;
+	}, 10, 'the log lines of the burst');
+	return (\%codes, \%pids);
+}
+
+# spread(\@pids, $n): bursts of $n health checks, at least two, until every
+# worker in @pids served one or 25 s have passed; returns the bursts'
+# summed ({status => count}, {pid => count}).  nginx keeps its FastCGI
+# connections for 10 s of use (keepalive_time), so a worker that has none
+# gets its share only once nginx opens new ones.
+sub spread {
+	my ($self, $want, $n) = @_;
+	my (%codes, %pids);
+	my $until = time + 25;
+	for (my $round = 1; $round <= 2 || time < $until; $round++) {
+		my ($c, $p) = $self->burst($n);
+		$codes{$_} += $c->{$_} for keys %$c;
+		$pids{$_} += $p->{$_} for keys %$p;
+		last if $round >= 2 && !grep { !$pids{$_} } @$want;
+		sleep 0.25;
+	}
+	return (\%codes, \%pids);
+}
+
 # wait_for(sub { ... }, $timeout = 10, $what) polls the sub until it
 # returns true and returns that value; on timeout it diags and returns undef.
 sub wait_for {
