@@ -34,6 +34,9 @@ static const struct config_var vars[] = {
 	    NULL, &conf.io_timeout_ms },
 	{ "MIKY_DB_POOL", CONFIG_INT, "8", 1, 256, false, NULL,
 	    "database connections per worker", NULL, &conf.db_pool },
+	{ "MIKY_DB_LANES", CONFIG_INT, "0", 0, 256, false, NULL,
+	    "user-row reads in flight at once over all workers (0: one per "
+	    "four CPUs)", NULL, &conf.db_lanes },
 	{ "MIKY_DRAIN_SECONDS", CONFIG_INT, "150", 1, 3600, false, NULL,
 	    "grace period for in-flight requests on stop or reload", NULL,
 	    &conf.drain_seconds },
@@ -127,10 +130,15 @@ app_config_load(FILE *errs, unsigned flags)
 		} else
 			log_set_level(level);
 	}
-	if (conf.workers == 0) {
+	if (conf.workers == 0 || conf.db_lanes == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-		conf.workers = n > 0 ? n : 1;
+		if (n < 1)
+			n = 1;
+		if (conf.workers == 0)
+			conf.workers = n;
+		if (conf.db_lanes == 0)
+			conf.db_lanes = (n + 3) / 4;
 	}
 	return problems;
 }

@@ -17,6 +17,7 @@ struct app_config {
 	long long	 queue_ms;
 	long long	 io_timeout_ms;
 	long long	 db_pool;
+	long long	 db_lanes;
 	long long	 drain_seconds;
 	long long	 statement_timeout_ms;
 	long long	 db_connect_timeout_ms;

@@ -11,6 +11,7 @@
 #include "settings.h"
 #include "sql.h"
 #include "lib/db.h"
+#include "lib/dbbatch.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/password.h"
@@ -96,5 +97,6 @@ serve_main(void)
 	log_set_process("master");
 	if (routes_init() != 0)
 		return 1;
+	db_batch_share((int)conf.db_lanes);
 	return server_run(&sc);
 }

@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,9 @@
 
 #define ISSUER		"miky"
 #define IAT_LEEWAY	60
+
+/* Access tokens' user rows, read together (lib/dbbatch.h). */
+static struct db_batch users = DB_BATCH_INIT(STMT_AUTH_USERS);
 
 static void
 unauthorized(struct request *r, const char *code, const char *message)
@@ -52,9 +56,11 @@ int
 session_auth_or_reply(struct request *r, enum access level)
 {
 	const char *tok = bearer(r);
+	struct app_req *ar = app_req(r);
 	struct jwt_claims c;
 	struct user *u;
 	PGresult *res;
+	char *p;
 
 	if (tok == NULL) {
 		unauthorized(r, "unauthorized", "Sign in first: this endpoint "
@@ -79,10 +85,19 @@ session_auth_or_reply(struct request *r, enum access level)
 		    "valid.");
 		return -1;
 	}
-	/* The handler's reads go with this query (sql_prefetch()). */
-	if (app_req(r)->prefetch != NULL)
-		app_req(r)->prefetch(r, c.sub);
-	if ((res = sql_run_or_reply(r, STMT_AUTH_USER, ARGS(c.sub))) == NULL)
+	/* As PostgreSQL spells it: the batched read matches on it. */
+	for (p = c.sub; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	/*
+	 * The handler's reads go with this query (sql_prefetch()); else the
+	 * row is read with other threads' (lib/dbbatch.h).
+	 */
+	if (ar->prefetch != NULL)
+		ar->prefetch(r, c.sub);
+	res = ar->prefetch == NULL && ar->db == NULL ?
+	    sql_batch_or_reply(r, &users, c.sub) :
+	    sql_run_or_reply(r, STMT_AUTH_USER, ARGS(c.sub));
+	if (res == NULL)
 		return -1;
 	/* Deleted, banned, unverified, or signed out since the token. */
 	if (sql_rows(res) != 1 || sql_bool(res, 0, AU_BANNED) ||

@@ -25,19 +25,24 @@
 	" date_trunc('second', tokens_valid_after)" \
 	" + interval '1001 milliseconds')"
 
+/*
+ * The user behind an access token, with what the checks need and the API
+ * object; the id first (as text, lowercase), tokens_valid_after in
+ * milliseconds.
+ */
+#define AUTH_COLS \
+	"SELECT u.id::text, u.role, u.banned_at IS NOT NULL, u.email_verified," \
+	" floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8," \
+	" u.credits, u.plan, u.email, u.first_name, u.language," \
+	" u.tokens_valid_family, " USER_COLS("u") " FROM users u"
+
 const struct db_stmt sql_stmts[STMT__MAX] = {
 	S(STMT_PING, "SELECT 1", 0, 1, DB_RETRY),
 
-	/*
-	 * The user behind an access token, with what the checks need and
-	 * the API object.  tokens_valid_after in milliseconds.
-	 */
-	S(STMT_AUTH_USER,
-	    "SELECT u.role, u.banned_at IS NOT NULL, u.email_verified,"
-	    " floor(date_part('epoch', u.tokens_valid_after) * 1000)::int8,"
-	    " u.credits, u.plan, u.email, u.first_name, u.language,"
-	    " u.tokens_valid_family, " USER_COLS("u")
-	    " FROM users u WHERE u.id = $1", 1, AU__N, DB_RETRY),
+	S(STMT_AUTH_USER, AUTH_COLS " WHERE u.id = $1", 1, AU__N, DB_RETRY),
+	/* The same for many users at once ({"id",...}; lib/dbbatch.h). */
+	S(STMT_AUTH_USERS, AUTH_COLS " WHERE u.id = ANY($1::uuid[])", 1,
+	    AU__N, DB_RETRY),
 	S(STMT_REFRESH_INSERT,
 	    "INSERT INTO refresh_tokens (user_id, family_id, token_hash,"
 	    " expires_at, user_agent, ip)"
@@ -1074,6 +1079,20 @@ sql_run_or_reply(struct request *r, enum stmt s, const char *const *params,
 
 	if (res == NULL)
 		reply_db_error(r, &err);
+	return res;
+}
+
+PGresult *
+sql_batch_or_reply(struct request *r, struct db_batch *b, const char *key)
+{
+	struct db_err err;
+	PGresult *res = db_batch_read(b, key, &err);
+
+	if (res == NULL) {
+		reply_db_error(r, &err);
+		return NULL;
+	}
+	arena_cleanup(r->arena, clear, res);
 	return res;
 }
 

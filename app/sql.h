@@ -15,6 +15,7 @@
 
 #include "render.h"
 #include "lib/db.h"
+#include "lib/dbbatch.h"
 
 struct request;
 
@@ -22,6 +23,7 @@ enum stmt {
 	STMT_PING,
 	/* sessions */
 	STMT_AUTH_USER,
+	STMT_AUTH_USERS,
 	STMT_REFRESH_INSERT,
 	STMT_REFRESH_SPEND,
 	STMT_REFRESH_LOOKUP,
@@ -138,9 +140,9 @@ extern const struct db_stmt sql_stmts[STMT__MAX];
  * SQL_ONLY; one with none has no enum.
  */
 enum { SQL_ONLY };
-enum { AU_ROLE, AU_BANNED, AU_VERIFIED, AU_TVA_MS, AU_CREDITS, AU_PLAN,
+enum { AU_ID, AU_ROLE, AU_BANNED, AU_VERIFIED, AU_TVA_MS, AU_CREDITS, AU_PLAN,
 	AU_EMAIL, AU_FIRST_NAME, AU_LANGUAGE, AU_FAMILY, AU_USER,
-	AU__N = AU_USER + USER_NCOLS };			/* STMT_AUTH_USER */
+	AU__N = AU_USER + USER_NCOLS };		/* STMT_AUTH_USER(S) */
 enum { RS_USER, RS_FAMILY, RS_TVA_MS, RS__N };		/* STMT_REFRESH_SPEND */
 enum { RL_FAMILY, RL_USED, RL_REVOKED, RL_USER, RL__N };/* STMT_REFRESH_LOOKUP */
 enum { RC_ID, RC_FIRST_NAME, RC_EMAIL, RC__N };		/* STMT_REFERRER_BY_CODE */
@@ -226,6 +228,14 @@ void		 sql_assert_none(struct request *, const char *what);
  */
 void		 sql_prefetch(struct request *, enum stmt,
 		    const char *const *params, int nparams);
+
+/*
+ * Reads the row of `key` through a queue shared with the process's other
+ * threads (lib/dbbatch.h), on a connection of its own: the request must
+ * hold none.  The result, of zero or one row, is freed with the request.
+ */
+PGresult	*sql_batch_or_reply(struct request *, struct db_batch *,
+		    const char *key);
 
 /*
  * Runs a statement on the request's connection.  The result is freed

@@ -273,8 +273,11 @@ sub bench_health {
 sub bench_profile {
 	my ($tok) = first_line($FILE{tokens});
 	check_status('profile', 200, $t->json_req(GET => '/api/user/profile', undef, { Authorization => "Bearer $tok" }));
+	my ($reads, $keys) = map { metric_value($_) // 0 } qw(miky_db_batch_reads_total miky_db_batch_keys_total);
 	measure('profile', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/api/user/profile', BENCH_AUTH => 1);
-	$NOTE{profile} = 'JWT + the user row';
+	$reads = (metric_value('miky_db_batch_reads_total') // 0) - $reads;
+	$keys = (metric_value('miky_db_batch_keys_total') // 0) - $keys;
+	$NOTE{profile} = sprintf 'JWT + the user row (%.1f rows a shared read)', $reads ? $keys / $reads : 0;
 }
 
 sub bench_list {

@@ -46,6 +46,8 @@ struct shm {
 	atomic_int_least64_t	inflight;
 	atomic_uint_least64_t	pool_waits;
 	atomic_uint_least64_t	pool_wait_us;
+	atomic_uint_least64_t	batch_reads;
+	atomic_uint_least64_t	batch_keys;
 	atomic_uint_least64_t	worker_restarts;
 	atomic_int_least64_t	counter[METRICS_MAX_COUNTERS];
 	struct series		series[METRICS_MAX_SERIES];
@@ -245,6 +247,15 @@ metrics_inflight(int delta)
 }
 
 void
+metrics_batch(int keys)
+{
+	if (shm == NULL)
+		return;
+	atomic_fetch_add(&shm->batch_reads, 1);
+	atomic_fetch_add(&shm->batch_keys, (uint64_t)keys);
+}
+
+void
 metrics_pool_wait(int64_t waited_us)
 {
 	if (shm == NULL)
@@ -380,6 +391,16 @@ metrics_render(struct buf *b)
 	    "miky_db_pool_wait_seconds_total %.6f\n",
 	    (unsigned long long)atomic_load(&shm->pool_waits),
 	    (double)atomic_load(&shm->pool_wait_us) / 1e6);
+	buf_printf(b, "# HELP miky_db_batch_reads_total Shared reads by key "
+	    "(the user rows of access tokens).\n"
+	    "# TYPE miky_db_batch_reads_total counter\n"
+	    "miky_db_batch_reads_total %llu\n"
+	    "# HELP miky_db_batch_keys_total Keys those reads read: over the "
+	    "reads, the keys a round trip served.\n"
+	    "# TYPE miky_db_batch_keys_total counter\n"
+	    "miky_db_batch_keys_total %llu\n",
+	    (unsigned long long)atomic_load(&shm->batch_reads),
+	    (unsigned long long)atomic_load(&shm->batch_keys));
 	buf_printf(b, "# HELP miky_worker_restarts_total Workers restarted "
 	    "after dying.\n# TYPE miky_worker_restarts_total counter\n"
 	    "miky_worker_restarts_total %llu\n",

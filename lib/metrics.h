@@ -52,6 +52,8 @@ void	metrics_count(int family, const char *v1, const char *v2);
 void	metrics_request(int route, int status, int64_t duration_us);
 void	metrics_inflight(int delta);
 void	metrics_pool_wait(int64_t waited_us);
+/* One shared read of `keys` keys (lib/dbbatch.h). */
+void	metrics_batch(int keys);
 void	metrics_worker_restart(void);
 
 /* Appends the exposition text. */
