@@ -164,6 +164,8 @@ main(void)
 	metrics_inflight(-1);
 	metrics_pool_wait(1500);
 	metrics_pool_wait(1500);
+	metrics_batch(1);
+	metrics_batch(5);
 	metrics_worker_restart();
 	metrics_add(events, 3);
 	metrics_add(events, 2);
@@ -223,6 +225,14 @@ main(void)
 	    "database connection.\n"
 	    "# TYPE miky_db_pool_wait_seconds_total counter\n"
 	    "miky_db_pool_wait_seconds_total 0.003000\n"
+	    "# HELP miky_db_batch_reads_total Shared reads by key (the user "
+	    "rows of access tokens).\n"
+	    "# TYPE miky_db_batch_reads_total counter\n"
+	    "miky_db_batch_reads_total 2\n"
+	    "# HELP miky_db_batch_keys_total Keys those reads read: over the "
+	    "reads, the keys a round trip served.\n"
+	    "# TYPE miky_db_batch_keys_total counter\n"
+	    "miky_db_batch_keys_total 6\n"
 	    "# HELP miky_worker_restarts_total Workers restarted after "
 	    "dying.\n"
 	    "# TYPE miky_worker_restarts_total counter\n"
