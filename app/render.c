@@ -33,7 +33,7 @@ members(struct jw *w, const struct field *f, const PGresult *res, int row,
 		else if (f->kind == TS)
 			render_ts(w, v);
 		else
-			jw_str(w, v);
+			jw_strn(w, v, sql_len(res, row, col));
 	}
 	return col;
 }

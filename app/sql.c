@@ -1221,6 +1221,12 @@ sql_str(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
+size_t
+sql_len(const PGresult *res, int row, int col)
+{
+	return inside(res, row, col) ? (size_t)PQgetlength(res, row, col) : 0;
+}
+
 long long
 sql_int(const PGresult *res, int row, int col)
 {

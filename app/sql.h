@@ -278,9 +278,11 @@ void		 reply_db_error(struct request *, const struct db_err *);
  * column outside the result is a programming error: it is logged as
  * critical and reads as "" (text), 0 or false, never as a crash.
  * sql_str() gives NULL for SQL NULL; sql_int() 0 for NULL or a value
- * that is not an integer; sql_bool() true only for 't'.
+ * that is not an integer; sql_bool() true only for 't'; sql_len() the
+ * length of sql_str()'s text (0 for NULL).
  */
 const char	*sql_str(const PGresult *, int row, int col);
+size_t		 sql_len(const PGresult *, int row, int col);
 long long	 sql_int(const PGresult *, int row, int col);
 bool		 sql_bool(const PGresult *, int row, int col);
 bool		 sql_null(const PGresult *, int row, int col);

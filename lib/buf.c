@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,29 +75,83 @@ buf_printf(struct buf *b, const char *fmt, ...)
 }
 
 /*
+ * Bytes that end a run of plain ones: the quote, the backslash, control
+ * characters, and 0xe2 (which starts U+2028 and U+2029).
+ */
+static inline bool
+special(unsigned char c)
+{
+	return c < 0x20 || c == '"' || c == '\\' || c == 0xe2;
+}
+
+#define ONES	0x0101010101010101ULL
+#define HIGHS	0x8080808080808080ULL
+/* A byte of x is 0 (an exact test; all bytes at once). */
+#define ZERO_BYTE(x)	(((x) - ONES) & ~(x) & HIGHS)
+
+/* True if one of the 8 bytes of x may be special(). */
+static inline bool
+special8(uint64_t x)
+{
+	return ((x - 0x20 * ONES) & ~x & HIGHS) != 0 ||
+	    ZERO_BYTE(x ^ ('"' * ONES)) != 0 ||
+	    ZERO_BYTE(x ^ ('\\' * ONES)) != 0 ||
+	    ZERO_BYTE(x ^ (0xe2 * ONES)) != 0;
+}
+
+/* The length of the run of plain bytes at the start of p[0..n). */
+static size_t
+plain_run(const unsigned char *p, size_t n)
+{
+	uint64_t x;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, p + i, 8);
+		if (special8(x))
+			break;
+	}
+	while (i < n && !special(p[i]))
+		i++;
+	return i;
+}
+
+/*
  * Escapes what JSON requires (quote, backslash, control characters) and
  * also U+2028/U+2029 so the output is safe inside a <script> block.  The
  * input is expected to be valid UTF-8; bytes are copied as they are.
+ * Runs of plain bytes are found eight at a time and copied whole.
  */
 void
 buf_json_strn(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i, run = 0;
+	size_t i = 0, run;
+	unsigned char c;
+	char esc[7];
 
 	buf_grow(b, n + 2);
 	buf_putc(b, '"');
-	for (i = 0; i < n; i++) {
-		unsigned char c = p[i];
-		char esc[7];
-		size_t elen = 0;
-
+	while (i < n) {
+		run = plain_run(p + i, n - i);
+		buf_add(b, s + i, run);
+		if ((i += run) == n)
+			break;
+		c = p[i++];
+		esc[0] = '\\';
 		if (c == '"' || c == '\\') {
-			esc[0] = '\\', esc[1] = (char)c, elen = 2;
-		} else if (c < 0x20) {
-			esc[0] = '\\';
-			elen = 2;
+			esc[1] = (char)c;
+			buf_add(b, esc, 2);
+		} else if (c == 0xe2) {
+			if (i + 1 < n && p[i] == 0x80 &&
+			    (p[i + 1] == 0xa8 || p[i + 1] == 0xa9)) {
+				buf_add(b, p[i + 1] == 0xa8 ? "\\u2028" :
+				    "\\u2029", 6);
+				i += 2;
+			} else
+				buf_putc(b, (char)c);
+		} else {
 			switch (c) {
 			case '\n': esc[1] = 'n'; break;
 			case '\r': esc[1] = 'r'; break;
@@ -107,24 +162,12 @@ buf_json_strn(struct buf *b, const char *s, size_t n)
 				memcpy(esc + 1, "u00", 3);
 				esc[4] = hex[c >> 4];
 				esc[5] = hex[c & 15];
-				elen = 6;
+				buf_add(b, esc, 6);
+				continue;
 			}
-		} else if (c == 0xe2 && i + 2 < n && p[i + 1] == 0x80 &&
-		    (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)) {
-			memcpy(esc, p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
-			elen = 6;
+			buf_add(b, esc, 2);
 		}
-		if (elen == 0) {
-			run++;
-			continue;
-		}
-		buf_add(b, s + i - run, run);
-		run = 0;
-		buf_add(b, esc, elen);
-		if (elen == 6 && c == 0xe2)
-			i += 2;
 	}
-	buf_add(b, s + n - run, run);
 	buf_putc(b, '"');
 }
 

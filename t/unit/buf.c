@@ -115,11 +115,83 @@ test_json(void)
 	buf_free(&b);
 }
 
+/* The escaper one byte at a time, as the contract says, for comparison. */
+static void
+reference(struct buf *b, const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	buf_putc(b, '"');
+	for (i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			buf_printf(b, "\\%c", p[i]);
+		else if (p[i] == '\n')
+			buf_puts(b, "\\n");
+		else if (p[i] == '\r')
+			buf_puts(b, "\\r");
+		else if (p[i] == '\t')
+			buf_puts(b, "\\t");
+		else if (p[i] == '\b')
+			buf_puts(b, "\\b");
+		else if (p[i] == '\f')
+			buf_puts(b, "\\f");
+		else if (p[i] < 0x20)
+			buf_printf(b, "\\u%04x", p[i]);
+		else if (p[i] == 0xe2 && i + 2 < n && p[i + 1] == 0x80 &&
+		    (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)) {
+			buf_puts(b, p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
+			i += 2;
+		} else
+			buf_putc(b, (char)p[i]);
+	}
+	buf_putc(b, '"');
+}
+
+/*
+ * Random strings of every length up to 80, drawn mostly from the bytes
+ * that matter (each special byte, its neighbours, U+2028/9 and their
+ * broken prefixes), at every alignment: the same as the reference.
+ */
+static void
+test_json_random(void)
+{
+	static const unsigned char pick[] = { 'a', 'z', ' ', '!', '#', '"',
+	    '\\', '[', ']', 0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f,
+	    0x7f, 0x80, 0xa8, 0xa9, 0xe1, 0xe2, 0xe3, 0xff };
+	unsigned char in[96];
+	struct buf got = { 0 }, want = { 0 };
+	unsigned seed = 12345;
+	int k, bad = 0;
+	size_t n, i, off;
+
+	for (k = 0; k < 200000; k++) {
+		seed = seed * 1103515245u + 12345u;
+		n = (seed >> 8) % 81;
+		off = (seed >> 20) % 8;
+		for (i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[off + i] = (seed >> 16) % 4 == 0 ? 'x' :
+			    pick[(seed >> 8) % sizeof(pick)];
+		}
+		buf_reset(&got);
+		buf_reset(&want);
+		buf_json_strn(&got, (const char *)in + off, n);
+		reference(&want, in + off, n);
+		if (got.len != want.len || memcmp(got.p, want.p, got.len) != 0)
+			bad++;
+	}
+	is_int(bad, 0, "200,000 random strings: the same as the byte-by-byte "
+	    "reference");
+	buf_free(&got);
+	buf_free(&want);
+}
+
 int
 main(void)
 {
 	test_growth();
 	test_printf();
 	test_json();
+	test_json_random();
 	return tap_done();
 }
