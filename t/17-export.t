@@ -14,7 +14,6 @@ use warnings;
 use Test::More;
 use lib 't/lib';
 use Miky::Test;
-use DBI;
 use IO::Socket::INET;
 use Mojo::JSON qw(decode_json);
 use Time::HiRes qw(time);
@@ -189,13 +188,8 @@ $t->tm->get_ok('/api/health')->status_is(200, 'the app serves after a client lef
 # The referrals come last: locked away, the export streams everything
 # before them and then waits; its database session is then ended.
 {
-	my $locker = DBI->connect('dbi:Pg:' . join(';', "dbname=" . $t->dbname, "host=$t->{pghost}",
-		"port=$t->{pgport}", 'user=miky'), undef, undef, { RaiseError => 1, AutoCommit => 0 });
-	$locker->do('LOCK TABLE referrals IN ACCESS EXCLUSIVE MODE');
-	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port, Proto => 'tcp')
-		or die "connect: $!";
-	print $sock "GET /api/user/export HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-		. "Authorization: Bearer $x->{access_token}\r\n\r\n";
+	my $locker = $t->lock_table('referrals');
+	my $sock = $t->raw_get('/api/user/export', $x);
 	my $waiting = $t->wait_for(sub {
 		$dbh->selectrow_array(q{SELECT pid FROM pg_stat_activity WHERE datname = current_database()
 			AND wait_event_type = 'Lock' AND query LIKE '%FROM referrals%'})

@@ -11,7 +11,6 @@ use warnings;
 use Test::More;
 use lib 't/lib';
 use Miky::Test;
-use IO::Socket::INET;
 use Mojo::Promise;
 
 my $t = Miky::Test->new(workers => 2, threads => 32);
@@ -95,13 +94,8 @@ $dbh->do('UPDATE users SET banned_at = now() WHERE id = ?', undef, $banned->{id}
 	my $u = $users[0];
 	$t->allow_log(qr/"msg":"worker died".*"signal":9\b/);
 	my @before = $t->worker_pids;
-	my $locker = DBI->connect('dbi:Pg:' . join(';', 'dbname=' . $t->dbname, "host=$t->{pghost}",
-		"port=$t->{pgport}", 'user=miky'), undef, undef, { RaiseError => 1, AutoCommit => 0 });
-	$locker->do('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
-	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port, Proto => 'tcp')
-		or die "connect: $!";
-	print $sock "GET /api/user/profile HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-		. "Authorization: Bearer $u->{access_token}\r\n\r\n";
+	my $locker = $t->lock_table('users');
+	my $sock = $t->raw_get('/api/user/profile', $u);
 	ok($t->wait_for(sub {
 		$dbh->selectrow_array(q{SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
 			AND wait_event_type = 'Lock' AND query LIKE '%ANY($1::uuid[])%'})

@@ -176,6 +176,28 @@ sub dbh {
 	return $self->{dbh};
 }
 
+# lock_table($table): a second DBI handle holding ACCESS EXCLUSIVE on
+# $table in an open transaction; $h->rollback releases it.
+sub lock_table {
+	my ($self, $table) = @_;
+	my $h = _connect($self->{pghost}, $self->{pgport}, $self->{dbname});
+	$h->begin_work;
+	$h->do("LOCK TABLE $table IN ACCESS EXCLUSIVE MODE");
+	return $h;
+}
+
+# raw_get($path, $user): a socket on which GET $path (with $user's token)
+# was sent through nginx, for a test that reads the answer itself, or
+# never.
+sub raw_get {
+	my ($self, $path, $u) = @_;
+	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->port, Proto => 'tcp')
+		or Carp::croak("connect: $!");
+	print $sock "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+		. "Authorization: Bearer $u->{access_token}\r\n\r\n";
+	return $sock;
+}
+
 # log is the app's log (its stderr and stdout) so far; nginx_error_log too.
 # log($k = 1) is instance k's log.
 sub log             { _slurp($_[0]->_app_file($_[1], 'log')) }
