@@ -173,8 +173,12 @@ run(struct db_batch *b, struct db_waiter **w, int n)
 		db_release(d);
 	}
 	free(keys);
-	if (res == NULL && n > 1 && err.status != 503) {
-		/* Perhaps one key failed the statement: each alone. */
+	if (res == NULL && n > 1 && strncmp(err.sqlstate, "22", 2) == 0) {
+		/*
+		 * A data exception (class 22, such as a bad cast) may come
+		 * from one key: each alone.  Not a timeout, a lock or a lost
+		 * connection, which would only be paid n times over.
+		 */
 		for (i = 0; i < n; i++)
 			run(b, &w[i], 1);
 		return;

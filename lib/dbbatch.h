@@ -28,7 +28,8 @@
  * ({"k1","k2"}), and returns at most one row per key with the key,
  * as text spelled as the caller spelled it, in column 0.  One key the
  * statement cannot take (a cast error) would fail the others' read:
- * after a failed read of several keys each key is read again alone.
+ * after a read of several keys fails with a data exception (SQLSTATE
+ * class 22), each key is read again alone.
  */
 #ifndef MIKY_DBBATCH_H
 #define MIKY_DBBATCH_H

@@ -16,7 +16,7 @@
 #include "../../lib/dbbatch.h"
 #include "../../lib/log.h"
 
-enum { ECHO, POISON, SLOW, NSTMTS };
+enum { ECHO, POISON, SLOW, CARD, NSTMTS };
 
 /*
  * Each key's row: the key, the key in capitals, and the read's statement
@@ -31,6 +31,15 @@ static const struct db_stmt stmts[NSTMTS] = {
 	    " ELSE 1 END))::text, '' FROM unnest($1::text[]) k", 1, 3, 0 },
 	[SLOW] = { "slow", "SELECT k, k, '' FROM unnest($1::text[]) k,"
 	    " pg_sleep(30)", 1, 3, 0 },
+	/*
+	 * A read with the key "hold" takes half a second; one with "boom"
+	 * fails with a cardinality violation (SQLSTATE 21000, not a data
+	 * exception).
+	 */
+	[CARD] = { "card", "SELECT k, k, '' FROM unnest($1::text[]) k,"
+	    " pg_sleep(CASE WHEN 'hold' = ANY($1::text[]) THEN 0.5 ELSE 0 END)"
+	    " WHERE CASE WHEN k = 'boom' THEN (SELECT 1 UNION ALL SELECT 2) = 1"
+	    " ELSE true END", 1, 3, 0 },
 };
 
 static char conninfo[512];
@@ -53,6 +62,7 @@ pool_up(void)
 static struct db_batch echo = DB_BATCH_INIT(ECHO);
 static struct db_batch poison = DB_BATCH_INIT(POISON);
 static struct db_batch slow = DB_BATCH_INIT(SLOW);
+static struct db_batch card = DB_BATCH_INIT(CARD);
 
 #define THREADS	32
 #define ROUNDS	20
@@ -191,6 +201,56 @@ missing_and_poison(void)
 		PQclear(o[i].res);
 }
 
+/*
+ * Eight keys queued behind a read in flight go in one read; when it
+ * fails with an error that is not a data exception, they all get it and
+ * nothing is read again key by key (a timeout would be paid eight times).
+ */
+static void
+no_retry_but_data_errors(void)
+{
+	struct one hold = { &card, "hold", NULL, { 0 } }, o[8];
+	static const char *keys[8] = { "k1", "k2", "k3", "boom", "k5", "k6",
+	    "k7", "k8" };
+	char path[] = "/tmp/miky-dbbatch-XXXXXX", logged[8192] = "";
+	pthread_t first;
+	const char *p;
+	int fd, saved, i, fails = 0, lines = 0;
+	ssize_t n;
+
+	fd = mkstemp(path);
+	saved = dup(2);
+	dup2(fd, 2);
+	log_set_level(LOG_ERR);
+	pthread_create(&first, NULL, read_one, &hold);
+	usleep(100000);
+	for (i = 0; i < 8; i++)
+		o[i] = (struct one){ &card, keys[i], NULL, { 0 } };
+	at_once(o, 8);
+	pthread_join(first, NULL);
+	log_set_level(LOG_CRIT);
+	dup2(saved, 2);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, logged, sizeof(logged) - 1);
+	logged[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	ok(hold.res != NULL && PQntuples(hold.res) == 1, "the read in flight "
+	    "is served");
+	for (i = 0; i < 8; i++)
+		fails += o[i].res == NULL && strcmp(o[i].err.sqlstate,
+		    "21000") == 0;
+	is_int(fails, 8, "the eight keys queued behind it: one read, and "
+	    "its error (21000) for each");
+	for (p = logged; (p = strstr(p, "db card: 21000")) != NULL; p++)
+		lines++;
+	is_int(lines, 1, "one failed statement, not read again key by key");
+	PQclear(hold.res);
+	for (i = 0; i < 8; i++)
+		PQclear(o[i].res);
+}
+
 /* Runs sql on a connection of its own; the first value, or "". */
 static void
 query(const char *sql, char *out, size_t size)
@@ -299,6 +359,7 @@ main(void)
 	pool_up();
 	many_threads();
 	missing_and_poison();
+	no_retry_but_data_errors();
 	db_pool_free();
 	return tap_done();
 }
