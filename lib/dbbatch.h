@@ -18,7 +18,8 @@
  * shared by all processes (a read that cannot have a lane within
  * DB_BATCH_LANE_MS goes without one, so a stuck read slows the others
  * down but stops none).  On two cores, a lane for the two workers took
- * the profile from 0.44 to 0.6 of the do-nothing request (README).
+ * the profile from 0.44 to 0.55 (medians) of the do-nothing request
+ * (README).
  *
  * Every read is sent after each of its keys was queued, so a read sees
  * every write that committed before its callers asked: no cache, and
