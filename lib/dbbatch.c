@@ -1,10 +1,7 @@
 #include <errno.h>
-#include <linux/futex.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,34 +85,18 @@ take_lane(void)
 }
 
 /*
- * A thread's place in the queue, on its stack.  The queue's mutex guards
- * `next`; the reader that took the waiter off the queue owns `res` and
- * `err` until it sets `state` to W_DONE, after which it touches nothing
- * of the waiter but the address of `state`, as a futex key (a wake-up
- * there is at worst spurious to whoever waits at that address later).
+ * A thread's place in the queue, on its stack.  The queue's mutex
+ * guards `next` and `done`; the rest belongs to the reader that took
+ * the waiter off the queue until it sets `done`.
  */
-enum { W_QUEUED, W_LEAD, W_DONE };
-
 struct db_waiter {
 	const char		*key;
 	PGresult		*res;
 	struct db_err		 err;
-	_Atomic int		 state;
+	bool			 done;
+	pthread_cond_t		 cv;
 	struct db_waiter	*next;
 };
-
-/* Sleeps while *word is val (or until a spurious wake-up). */
-static void
-futex_wait(_Atomic int *word, int val)
-{
-	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void
-futex_wake(_Atomic int *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
 
 /* {"k1","k2",...}: each key quoted, with " and \ escaped. */
 static char *
@@ -209,18 +190,23 @@ run(struct db_batch *b, struct db_waiter **w, int n)
 	PQclear(res);
 }
 
+/* Wakes the first queued waiter to lead a read if none is in flight. */
+static void
+next_leader(struct db_batch *b)
+{
+	if (b->head != NULL && !b->reading)
+		pthread_cond_signal(&b->head->cv);
+}
+
 /*
  * Takes up to DB_BATCH_KEYS waiters off the queue, reads them with the
- * mutex released, and asks the next queued waiter, if any, to lead.
- * Called with b->mu held; returns with it released, and then wakes each
- * waiter read: a waiter woken while the reader still held the mutex
- * would only go to sleep again on it.
+ * mutex released, and wakes each; then the next queued waiter, if any,
+ * to lead.  Called and returns with b->mu held.
  */
 static void
 lead(struct db_batch *b, struct db_waiter *self)
 {
-	struct db_waiter *w[DB_BATCH_KEYS], *next;
-	_Atomic int *word;
+	struct db_waiter *w[DB_BATCH_KEYS];
 	int i, n = 0;
 
 	while (b->head != NULL && n < DB_BATCH_KEYS) {
@@ -234,49 +220,34 @@ lead(struct db_batch *b, struct db_waiter *self)
 	run(b, w, n);
 	pthread_mutex_lock(&b->mu);
 	b->reading = false;
-	if ((next = b->head) != NULL)
-		atomic_store_explicit(&next->state, W_LEAD,
-		    memory_order_relaxed);
-	pthread_mutex_unlock(&b->mu);
 	for (i = 0; i < n; i++) {
-		word = &w[i]->state;
-		atomic_store_explicit(word, W_DONE, memory_order_release);
+		w[i]->done = true;
 		if (w[i] != self)
-			futex_wake(word);
+			pthread_cond_signal(&w[i]->cv);
 	}
-	if (next != NULL)
-		futex_wake(&next->state);
+	next_leader(b);
 }
 
 PGresult *
 db_batch_read(struct db_batch *b, const char *key, struct db_err *err)
 {
-	struct db_waiter me = { .key = key, .state = W_QUEUED };
-	int s;
+	struct db_waiter me = { .key = key };
 
+	pthread_cond_init(&me.cv, NULL);
 	pthread_mutex_lock(&b->mu);
 	if (b->tail != NULL)
 		b->tail->next = &me;
 	else
 		b->head = &me;
 	b->tail = &me;
-	for (;;) {
+	while (!me.done) {
 		if (!b->reading && b->head != NULL)
 			lead(b, &me);
-		else {
-			/* Asked to lead but beaten to it: queued again. */
-			s = W_LEAD;
-			atomic_compare_exchange_strong(&me.state, &s, W_QUEUED);
-			pthread_mutex_unlock(&b->mu);
-			while (atomic_load_explicit(&me.state,
-			    memory_order_acquire) == W_QUEUED)
-				futex_wait(&me.state, W_QUEUED);
-		}
-		if (atomic_load_explicit(&me.state, memory_order_acquire) ==
-		    W_DONE)
-			break;
-		pthread_mutex_lock(&b->mu);
+		else
+			pthread_cond_wait(&me.cv, &b->mu);
 	}
+	pthread_mutex_unlock(&b->mu);
+	pthread_cond_destroy(&me.cv);
 	*err = me.err;
 	return me.res;
 }
