@@ -32,9 +32,9 @@
  * A slot is the right to run one hash, with its own 19 MiB of memory,
  * mapped once (in 2 MiB pages where the kernel gives them) and reused:
  * allocating it per hash costs more in page faults than the hash itself
- * when many threads take turns.  Each slot
- * has its own hashing thread, started on first use in the process; the
- * caller holding the slot hands it the job and waits.
+ * when many threads take turns.  Each slot has its own hashing thread,
+ * started on first use in the process; the caller holding the slot
+ * hands it the job and waits.
  */
 struct slot {
 	bool		 busy;		/* held by a caller */
