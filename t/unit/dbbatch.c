@@ -21,11 +21,13 @@ enum { ECHO, POISON, SLOW, CARD, NSTMTS };
 /*
  * Each key's row: the key, the key in capitals, and the read's statement
  * time (the same for every key of one read).  Keys starting with "none"
- * have no row.
+ * have no row; a read with the key "hold" takes 0.3 s.
  */
 static const struct db_stmt stmts[NSTMTS] = {
 	[ECHO] = { "echo", "SELECT k, upper(k), statement_timestamp()::text"
-	    " FROM unnest($1::text[]) k WHERE k NOT LIKE 'none%'", 1, 3, 0 },
+	    " FROM unnest($1::text[]) k,"
+	    " pg_sleep(CASE WHEN 'hold' = ANY($1::text[]) THEN 0.3 ELSE 0 END)"
+	    " WHERE k NOT LIKE 'none%'", 1, 3, 0 },
 	/* A read with the key "bad" fails as a whole (division by zero). */
 	[POISON] = { "poison", "SELECT k, (1 / (CASE WHEN k = 'bad' THEN 0"
 	    " ELSE 1 END))::text, '' FROM unnest($1::text[]) k", 1, 3, 0 },
@@ -63,6 +65,22 @@ static struct db_batch echo = DB_BATCH_INIT(ECHO);
 static struct db_batch poison = DB_BATCH_INIT(POISON);
 static struct db_batch slow = DB_BATCH_INIT(SLOW);
 static struct db_batch card = DB_BATCH_INIT(CARD);
+
+struct one {
+	struct db_batch	*b;
+	const char	*key;
+	PGresult	*res;
+	struct db_err	 err;
+};
+
+static void *
+read_one(void *p)
+{
+	struct one *o = p;
+
+	o->res = db_batch_read(o->b, o->key, &o->err);
+	return NULL;
+}
 
 #define THREADS	32
 #define ROUNDS	20
@@ -109,9 +127,17 @@ static void
 many_threads(void)
 {
 	static struct job jobs[THREADS];
-	pthread_t th[THREADS];
+	struct one hold = { &echo, "hold", NULL, { 0 } };
+	pthread_t th[THREADS], first;
 	int i, r, k, wrong = 0, errors = 0, reads = 0, answers = 0;
 
+	/*
+	 * Whether threads share reads depends on timing; behind a read in
+	 * flight that takes 0.3 s, every thread's first read queues, and
+	 * the next read takes them all.
+	 */
+	pthread_create(&first, NULL, read_one, &hold);
+	usleep(100000);
 	for (i = 0; i < THREADS; i++) {
 		jobs[i].n = i;
 		pthread_create(&th[i], NULL, asker, &jobs[i]);
@@ -121,6 +147,8 @@ many_threads(void)
 		wrong += jobs[i].wrong;
 		errors += jobs[i].errors;
 	}
+	pthread_join(first, NULL);
+	PQclear(hold.res);
 	is_int(errors, 0, "%d threads x %d reads: no error", THREADS, ROUNDS);
 	is_int(wrong, 0, "each answer is its own key's row (with quotes, "
 	    "backslashes, commas and braces in the keys)");
@@ -138,22 +166,6 @@ many_threads(void)
 		}
 	ok(reads < answers, "the %d answers came from %d reads: some were "
 	    "shared", answers, reads);
-}
-
-struct one {
-	struct db_batch	*b;
-	const char	*key;
-	PGresult	*res;
-	struct db_err	 err;
-};
-
-static void *
-read_one(void *p)
-{
-	struct one *o = p;
-
-	o->res = db_batch_read(o->b, o->key, &o->err);
-	return NULL;
 }
 
 /* Reads the keys at once, each on its thread. */
