@@ -34,7 +34,7 @@ SCHEMA	:= $(sort $(wildcard schema/*.sql))
 UNIT	:= $(patsubst t/unit/%.c,$(BUILD)/t/%.t,$(sort $(wildcard t/unit/*.c)))
 FUZZ	:= $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard fuzz/fuzz_*.c)))
 
-.PHONY: all deps vendor run stop test install bench fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
+.PHONY: all deps vendor run stop test install bench bench-deps fuzz fuzz-deps fuzz-run psql clean help valgrind FORCE
 
 all: $(BUILD)/miky $(UNIT)
 
@@ -106,7 +106,7 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/test.sh $(TESTS)
 
-bench: deps
+bench: bench-deps
 	@$(MAKE) --no-print-directory all
 	@perl bench/run.pl
 
@@ -123,6 +123,9 @@ fuzz: fuzz-deps
 
 fuzz-deps:
 	@scripts/deps.sh fuzz
+
+bench-deps:
+	@scripts/deps.sh bench
 
 fuzz-run: $(FUZZ)
 	@for f in $(FUZZ); do \

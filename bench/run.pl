@@ -11,8 +11,13 @@
 # ratio to them, because the machine is shared and noisy:
 #
 #   static   web/index.html from the same nginx (no FastCGI)
+#   hello    nginx -> FastCGI -> a program that does nothing
+#            (bench/fcgi_hello.c, libfcgi, one process a core, one
+#            connection per request): the reference baseline, as
+#            ../shared/bench's ceiling probe (c) measures it
 #   fcgi     an unknown path under /api/: nginx -> FastCGI -> the app's
-#            404, the app doing nothing (the ceiling of every endpoint)
+#            404, the app doing nothing over kept connections (the
+#            ceiling of every endpoint; stricter than hello)
 #
 # Then: health (one pooled SELECT 1), profile (JWT + user row), list (a
 # page of 20 conversations), get (a conversation of 20 messages, ~7 KiB),
@@ -30,7 +35,7 @@
 #
 # Environment:
 #   BENCH_SECONDS (10) BENCH_WARMUP (2) BENCH_CONNECTIONS (64) BENCH_THREADS (2)
-#   BENCH_TARGETS ("static fcgi health profile list get signin webhook flood")
+#   BENCH_TARGETS ("static hello fcgi health profile list get signin webhook flood")
 #   BENCH_ROUNDS (1)  the quick targets (static to signin) that many times in
 #                     turn; the report adds each one's median and range, and
 #                     its ratio to the do-nothing path of the same round
@@ -65,7 +70,7 @@ my %O = (
 	convs   => $ENV{BENCH_CONVS} // 20,
 	msgs    => $ENV{BENCH_MSGS} // 20,
 );
-my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static fcgi health profile list get signin webhook flood');
+my @TARGETS = split ' ', ($ENV{BENCH_TARGETS} // 'static hello fcgi health profile list get signin webhook flood');
 my $PASSWORD = 'bench-password-1';
 my $CORES = `nproc` + 0 || 1;
 my $ROUNDS = $ENV{BENCH_ROUNDS} // 1;
@@ -92,6 +97,10 @@ $ENV{MIKY_PG_SHARED_BUFFERS} //= '1GB';
 # Descriptors a process may have: nginx's workers take all of them (a
 # root without CAP_SYS_RESOURCE cannot raise the hard limit).
 my $NOFILE = `sh -c 'ulimit -Hn'` =~ /^(\d+)/ ? ($1 > 70000 ? 70000 : $1) : 8192;
+# The hello target's FastCGI socket (nginx's configuration is written
+# before the stack's directory is known).
+my $HELLO_SOCK = "/tmp/miky-bench-hello-$$.sock";
+my @HELLO_PIDS;
 # The webhook target signs its events with this.
 my $WEBHOOK_SECRET = 'whsec_bench_' . join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 32;
 # wrk sends everything from one address: no per-address sign-in limit.
@@ -112,6 +121,13 @@ my $t = Miky::Test->new(
 		$c =~ s/^\s*limit_(?:req|conn)\s(?![^\n]*zone=miky_hash)[^\n]*\n//mg;
 		$c =~ s/worker_connections\s+\d+/worker_connections @{[$NOFILE - 200]}/;
 		$c =~ s/worker_rlimit_nofile\s+\d+/worker_rlimit_nofile $NOFILE/;
+		# The hello target: FastCGI with nginx's defaults (a connection
+		# per request), as ../shared/bench/ceiling/nginx.conf.in has it.
+		$c =~ s{^(\s*)(# --- the API ---)}{$1location = /bench-hello {
+$1    include /etc/nginx/fastcgi_params;
+$1    fastcgi_pass unix:$HELLO_SOCK;
+$1}
+$1$2}m or die_('no API section in the nginx template');
 		$c
 	},
 );
@@ -184,7 +200,7 @@ my $HZ = `getconf CLK_TCK` + 0 || 100;
 sub postmaster { open my $fh, '<', "$t->{pghost}/data/postmaster.pid" or return; my $p = <$fh>; chomp $p; $p }
 sub cpu_now {
 	return { nginx => ticks(family($t->{nginx_pid})), app => ticks(family($t->app_pid)),
-		pg => ticks(family(postmaster())), at => time };
+		pg => ticks(family(postmaster())), hello => ticks(@HELLO_PIDS), at => time };
 }
 
 sub metric_value {
@@ -237,7 +253,8 @@ sub measure {
 	my %r = map { split /=/, $_, 2 } split ' ', $line;
 	$r{ok_rps} = ($r{requests} - $r{non2xx}) / $r{seconds};
 	my $secs = $c1->{at} - $c0->{at};
-	$r{"cpu_$_"} = 100 * ($c1->{$_} - $c0->{$_}) / $HZ / $secs for qw(nginx app pg);
+	$r{"cpu_$_"} = 100 * ($c1->{$_} - $c0->{$_}) / $HZ / $secs for qw(nginx app pg hello);
+	$r{cpu_app} = $r{cpu_hello} if $name eq 'hello';    # its app is fcgi_hello
 	push @ORDER, $name unless $R{$name};
 	$R{$name} = \%r;
 	$r{round} = $ROUND;
@@ -263,6 +280,29 @@ sub bench_static {
 	check_status('static', 200, $tx);
 	measure('static', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/index.html');
 	$NOTE{static} = sprintf 'a %d-byte file, nginx alone', length $tx->res->body;
+}
+
+# The reference do-nothing FastCGI program: built and started once.
+sub hello_up {
+	return if @HELLO_PIDS;
+	my $bin = "$DIR/fcgi_hello";
+	system("cc -std=c17 -O2 -o $bin $Bin/fcgi_hello.c -lfcgi") == 0
+		or die_('cannot build bench/fcgi_hello.c (libfcgi-dev: scripts/deps.sh bench)');
+	unlink $HELLO_SOCK;
+	system('spawn-fcgi', '-s', $HELLO_SOCK, '-M', '0666', '-F', $CORES, '-P', "$DIR/hello.pids",
+		'--', $bin) == 0 or die_('spawn-fcgi fcgi_hello failed');
+	@HELLO_PIDS = grep { /^\d+$/ } split ' ', do { local (@ARGV, $/) = "$DIR/hello.pids"; <> // '' };
+	die_('spawn-fcgi recorded no fcgi_hello process') unless @HELLO_PIDS;
+}
+END { kill 'TERM', @HELLO_PIDS if @HELLO_PIDS; unlink $HELLO_SOCK if $HELLO_SOCK }
+
+sub bench_hello {
+	hello_up();
+	my $tx = $t->json_req(GET => '/bench-hello');
+	check_status('hello', 200, $tx);
+	measure('hello', $O{conns}, BENCH_METHOD => 'GET', BENCH_PATH => '/bench-hello');
+	$NOTE{hello} = sprintf 'nginx -> FastCGI -> a program that does nothing (libfcgi, %d processes, '
+		. 'a connection a request; %d bytes)', scalar @HELLO_PIDS, length $tx->res->body;
 }
 
 sub bench_fcgi {
@@ -562,14 +602,20 @@ sub spread_of { my @v = sort { $a <=> $b } @_; sprintf '%s (%s-%s)', map { $_ >=
 # ratio of neighbours in time, not of medians taken minutes apart).
 sub rounds {
 	my @l = (sprintf('%d rounds, the targets in turn: median (lowest-highest)', $ROUNDS),
-		sprintf('%-8s %-26s %-22s %s', 'target', 'req/s', 'vs fcgi', 'sign-ins / argon2 ceiling'));
+		sprintf('%-8s %-26s %-22s %-22s %s', 'target', 'req/s', 'vs hello', 'vs fcgi',
+			'sign-ins / argon2 ceiling'));
+	# This run's ratios to the baseline b of the same round.
+	my $vs = sub {
+		my ($b, @runs) = @_;
+		my @v = map { my $f = $RUNS{$b} && $RUNS{$b}[ $_->{round} - 1 ]; $f ? $_->{rps} / $f->{rps} : () } @runs;
+		@v ? spread_of(@v) : '-';
+	};
 	for my $name (@ORDER) {
 		my @runs = @{ $RUNS{$name} };
 		next if @runs < 2;
-		my @vs = map { my $f = $RUNS{fcgi} && $RUNS{fcgi}[ $_->{round} - 1 ]; $f ? $_->{rps} / $f->{rps} : () } @runs;
 		my @ceil = map { $_->{ceiling} ? $_->{ok_rps} / $_->{ceiling} : () } @runs;
-		push @l, sprintf '%-8s %-26s %-22s %s', $name, spread_of(map { $_->{rps} } @runs),
-			@vs ? spread_of(@vs) : '-', @ceil ? spread_of(@ceil) : '';
+		push @l, sprintf '%-8s %-26s %-22s %-22s %s', $name, spread_of(map { $_->{rps} } @runs),
+			$vs->('hello', @runs), $vs->('fcgi', @runs), @ceil ? spread_of(@ceil) : '';
 	}
 	return @l;
 }
@@ -590,16 +636,16 @@ sub report {
 	push @l, sprintf 'wrk: -t%d -c%d -d%ds after %ds of warm-up', @O{qw(threads conns seconds warmup)};
 	push @l, $ARGON2 if $ARGON2;
 	push @l, '';
-	push @l, sprintf '%-8s %9s %8s %8s %9s %8s %7s %7s %7s %6s  %s', 'target', 'req/s', 'p50 ms',
-		'p99 ms', 'vs static', 'vs fcgi', 'nginx%', 'app%', 'pg%', 'errors', 'note';
+	push @l, sprintf '%-8s %9s %8s %8s %9s %8s %8s %7s %7s %7s %6s  %s', 'target', 'req/s', 'p50 ms',
+		'p99 ms', 'vs static', 'vs hello', 'vs fcgi', 'nginx%', 'app%', 'pg%', 'errors', 'note';
 	for my $name (@ORDER) {
 		my $r = $R{$name};
 		my $ratio = sub { my $b = $R{ $_[0] } or return '-'; sprintf '%.3f', $r->{rps} / $b->{rps} };
-		push @l, sprintf '%-8s %9.0f %8.2f %8.2f %9s %8s %7.0f %7.0f %7.0f %6d  %s', $name, $r->{rps},
-			$r->{p50_ms}, $r->{p99_ms}, $ratio->('static'), $ratio->('fcgi'), $r->{cpu_nginx},
+		push @l, sprintf '%-8s %9.0f %8.2f %8.2f %9s %8s %8s %7.0f %7.0f %7.0f %6d  %s', $name, $r->{rps},
+			$r->{p50_ms}, $r->{p99_ms}, $ratio->('static'), $ratio->('hello'), $ratio->('fcgi'), $r->{cpu_nginx},
 			$r->{cpu_app}, $r->{cpu_pg}, $r->{non2xx} + $r->{errors}, $NOTE{$name} // '';
 	}
-	push @l, '', 'CPU: % of one core used during the measured run (client excluded)';
+	push @l, '', 'CPU: % of one core used during the measured run (client excluded; app% of hello is fcgi_hello)';
 	push @l, '', rounds() if $ROUNDS > 1;
 	push @l, '', $WEBHOOK_LINE if $WEBHOOK_LINE;
 	push @l, '', $FLOOD_LINE if $FLOOD_LINE && !ref $FLOOD_LINE;
@@ -609,7 +655,7 @@ sub report {
 
 # Targets that can run again on the same data (the webhook's events and
 # the flood's accounts are spent by a run).
-my %AGAIN = map { $_ => 1 } qw(static fcgi health profile list get signin);
+my %AGAIN = map { $_ => 1 } qw(static hello fcgi health profile list get signin);
 seed();
 data_files();
 for ($ROUND = 1; $ROUND <= $ROUNDS; $ROUND++) {

@@ -23,6 +23,9 @@ PACKAGES=(
 NODE_PACKAGES=(nodejs npm)
 # `deps.sh fuzz` adds what `make fuzz` needs: clang with libFuzzer.
 FUZZ_PACKAGES=(clang libclang-rt-dev)
+# `deps.sh bench` adds what `make bench` needs besides wrk: libfcgi, for
+# the reference FastCGI program that does nothing (bench/fcgi_hello.c).
+BENCH_PACKAGES=(libfcgi-dev)
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
 
@@ -35,6 +38,7 @@ main() {
 
 	local missing=() p
 	[[ "${1:-}" == fuzz ]] && PACKAGES+=("${FUZZ_PACKAGES[@]}")
+	[[ "${1:-}" == bench ]] && PACKAGES+=("${BENCH_PACKAGES[@]}")
 	for p in "${PACKAGES[@]}"; do
 		installed "$p" || missing+=("$p")
 	done
