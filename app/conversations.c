@@ -177,7 +177,8 @@ conv_get(struct request *r)
 	struct jw w;
 	PGresult *conv, *res;
 	char limit[16];
-	int i, n, skip;
+	int i, n;
+	bool more;
 
 	/* `before` is the cursor of this list, `limit` up to 200. */
 	if (list_page_or_reply(r, MESSAGES_DEF, MESSAGES_MAX, "before", &lp) !=
@@ -195,20 +196,26 @@ conv_get(struct request *r)
 	if ((res = sql_run_or_reply(r, STMT_CONV_MESSAGES, ARGS(cid, uid, us,
 	    id, limit))) == NULL)
 		return;
-	/* One row more than asked: the oldest, which says there is more. */
+	/*
+	 * Newest first, one row more than asked: the oldest, which says
+	 * there is more.  Served oldest first; the cursor is the oldest
+	 * served.
+	 */
 	n = sql_rows(res);
-	skip = n > lp.limit;
+	more = n > lp.limit;
+	if (more)
+		n = lp.limit;
 	jw_init(&w, &b);
 	jw_obj(&w);
 	jw_key(&w, "conversation");
 	render_conversation(&w, conv, 0, 0);
 	jw_karr(&w, "messages");
-	for (i = skip; i < n; i++)
+	for (i = n - 1; i >= 0; i--)
 		render_message(&w, res, i, CM_MSG);
 	jw_end(&w);
 	jw_key(&w, "messages_cursor");
-	list_cursor_value(r, &w, skip ? list_us_id_key(r, res, 1, CM_US, CM_ID) :
-	    NULL);
+	list_cursor_value(r, &w, more ? list_us_id_key(r, res, n - 1, CM_US,
+	    CM_ID) : NULL);
 	jw_end(&w);
 	reply_json(r, 200, &b);
 	buf_free(&b);

@@ -243,21 +243,24 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	    "SELECT " CONV_COLS("c") " FROM conversations c"
 	    " WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE", 2, CONV_NCOLS, 0),
 	/*
-	 * The newest $5 messages before the cursor (created_at, id), served
-	 * oldest first.  Owned through the conversation (the composite
-	 * foreign key makes its messages the owner's): with a condition on
-	 * messages.user_id the planner also read that user's index, every
-	 * message of every conversation, to intersect it with this one's.
+	 * The newest $5 messages before the cursor (created_at, id), newest
+	 * first, in the order of the conversation's index (no sort; the
+	 * handler renders them the other way round).  Owned through the
+	 * conversation (the composite foreign key makes its messages the
+	 * owner's), checked once (an InitPlan), not joined row by row: with
+	 * a condition on messages.user_id the planner also read that user's
+	 * index, every message of every conversation, to intersect it with
+	 * this one's.
 	 */
 	S(STMT_CONV_MESSAGES,
-	    "SELECT api_us(s.created_at), s.id, " MSG_COLS("s")
-	    " FROM (SELECT m.* FROM conversations c"
-	    "  JOIN messages m ON m.conversation_id = c.id"
-	    "  WHERE c.id = $1 AND c.user_id = $2"
-	    "  AND ($3::bigint IS NULL OR (m.created_at, m.id)"
-	    "   < (api_from_us($3), $4::uuid))"
-	    "  ORDER BY m.created_at DESC, m.id DESC LIMIT $5) s"
-	    " ORDER BY s.created_at, s.id", 5, CM__N, DB_RETRY),
+	    "SELECT api_us(m.created_at), m.id, " MSG_COLS("m")
+	    " FROM messages m WHERE m.conversation_id = $1"
+	    " AND EXISTS (SELECT FROM conversations c"
+	    "  WHERE c.id = $1 AND c.user_id = $2)"
+	    " AND ($3::bigint IS NULL OR (m.created_at, m.id)"
+	    "  < (api_from_us($3), $4::uuid))"
+	    " ORDER BY m.created_at DESC, m.id DESC LIMIT $5", 5, CM__N,
+	    DB_RETRY),
 	S(STMT_CONV_UPDATE,
 	    "UPDATE conversations SET title = coalesce($3, title),"
 	    " persona = coalesce($4, persona)"
