@@ -38,7 +38,8 @@
 #   BENCH_TARGETS ("static hello fcgi health profile list get signin webhook flood")
 #   BENCH_ROUNDS (1)  the quick targets (static to signin) that many times in
 #                     turn; the report adds each one's median and range, and
-#                     its ratio to the do-nothing path of the same round
+#                     its ratios to the baselines (hello, fcgi) of the same
+#                     round
 #   BENCH_FLOOD_CONNECTIONS (300)   see bench_flood
 #   BENCH_SIGNIN_CONNECTIONS (16)   see bench_signin
 #   WEBHOOK_USERS (200) WEBHOOK_TRIPLES (20000)
@@ -294,7 +295,9 @@ sub hello_up {
 	@HELLO_PIDS = grep { /^\d+$/ } split ' ', do { local (@ARGV, $/) = "$DIR/hello.pids"; <> // '' };
 	die_('spawn-fcgi recorded no fcgi_hello process') unless @HELLO_PIDS;
 }
-END { kill 'TERM', @HELLO_PIDS if @HELLO_PIDS; unlink $HELLO_SOCK if $HELLO_SOCK }
+# Only the process that started them (not a child forked later that exits).
+my $HELLO_OWNER = $$;
+END { if ($$ == $HELLO_OWNER) { kill 'TERM', @HELLO_PIDS if @HELLO_PIDS; unlink $HELLO_SOCK } }
 
 sub bench_hello {
 	hello_up();
