@@ -58,14 +58,27 @@ say() { echo "dev.sh: $*"; }
 # pg_dir: where the cluster lives.  var/pg, unless we are root and the
 # `postgres` user cannot enter var/ (a checkout in a directory only its
 # owner may enter, such as /root): then under /var/lib/miky-dev, one
-# cluster per checkout.
+# cluster per checkout.  A cluster that exists stays where it was made:
+# the first `up` decides before var/ exists, and every later command
+# (down, status, make psql) must find the same cluster, whatever var/'s
+# mode turned out to be.
 pg_dir() {
+	local outside
+	outside="/var/lib/miky-dev/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+	if [[ -f "$VAR/pg/data/PG_VERSION" ]]; then
+		echo "$VAR/pg"
+		return 0
+	fi
+	if [[ $EUID -eq 0 && -f "$outside/data/PG_VERSION" ]]; then
+		echo "$outside"
+		return 0
+	fi
 	if [[ $EUID -ne 0 ]] || runuser -u postgres -- test -x "$VAR" 2>/dev/null ||
 	    ! id postgres >/dev/null 2>&1; then
 		echo "$VAR/pg"
 		return 0
 	fi
-	echo "/var/lib/miky-dev/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)/pg"
+	echo "$outside"
 }
 warn() { echo "dev.sh: warning: $*" >&2; }
 die() { echo "dev.sh: $*" >&2; exit 1; }

@@ -81,6 +81,29 @@ ok(!$ua->get("$base/api/health")->res->code, 'nothing answers any more');
 remove_tree(dirname_of($pgdir)) if $pgdir =~ m{^/var/lib/miky-dev/[0-9a-f]{12}/pg$};
 remove_tree($tmp);
 
+# A cluster stays where it was made.  In a checkout `postgres` may enter,
+# the first `up` chooses before var/ exists (so outside it), and `down`,
+# `status` and `make psql` came after var/ was made and looked in var/pg:
+# `make stop` left PostgreSQL running.
+{
+	my $open = tempdir('miky-newcomer-open-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+	chmod 0755, $open;
+	system('cp', '-r', "$ROOT/scripts", "$open/scripts") == 0 or die;
+	my $where = sub { my $o = `env -i PATH='$ENV{PATH}' $open/scripts/dev.sh pgdir 2>&1`; chomp $o; $o };
+	my $first = $where->();
+	SKIP: {
+		skip "postgres may not enter $open", 2 if $first !~ m{^/var/lib/miky-dev/[0-9a-f]{12}/pg$};
+		system('mkdir', '-p', "$first/data", "$open/var") == 0 or die;
+		system('touch', "$first/data/PG_VERSION") == 0 or die;
+		chmod 0755, "$open/var";
+		is($where->(), $first, 'var/ made after the cluster: the cluster is still found where it is');
+		remove_tree(dirname_of($first));
+		system('mkdir', '-p', "$open/var/pg/data") == 0 or die;
+		system('touch', "$open/var/pg/data/PG_VERSION") == 0 or die;
+		is($where->(), "$open/var/pg", 'a cluster in var/pg is found there');
+	}
+}
+
 sub dirname_of { (my $d = shift) =~ s{/[^/]+$}{}; $d }
 
 done_testing;
