@@ -148,7 +148,8 @@ make_dirs() {
 	# nginx workers may run as nobody (nginx_user_line): they must reach
 	# the socket in var/run and read web/.
 	chmod 0755 "$VAR" "$RUN"
-	if [[ "$PGDIR" != "$VAR"/* ]]; then
+	# The cluster's place outside var/, unless the caller's database is used.
+	if [[ -z "${DATABASE_URL:-}" && "$PGDIR" != "$VAR"/* ]]; then
 		mkdir -p "$(dirname "$(dirname "$PGDIR")")"
 		chmod 0755 "$(dirname "$(dirname "$PGDIR")")"
 		mkdir -p "$(dirname "$PGDIR")"
