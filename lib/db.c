@@ -193,8 +193,16 @@ connect_wait(PGconn *conn, PostgresPollingStatusType st, int64_t deadline)
 PGconn *
 db_connect_within(const char *conninfo, const char *appname, int ms)
 {
-	const char *keys[] = { "dbname", "application_name", NULL };
-	const char *vals[] = { conninfo, appname, NULL };
+	/*
+	 * TCP keepalives (libpq's are on, at the system's timing: the first
+	 * probe after two hours): an idle pooled connection to a host that
+	 * vanished is found dead in about a minute, not by the request that
+	 * next takes it.  Before dbname, so that a conninfo's own settings
+	 * win; none of it applies to a Unix-domain socket.
+	 */
+	const char *keys[] = { "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "dbname", "application_name", NULL };
+	const char *vals[] = { "30", "10", "3", conninfo, appname, NULL };
 	PGconn *conn = PQconnectStartParams(keys, vals, 1);
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	int64_t deadline = clock_ms() + ms;
