@@ -20,14 +20,18 @@ static void
 purge(struct db *d, enum stmt s, long long days, const char *what)
 {
 	char n[24];
+	const char *count;
 	struct db_err err;
 	PGresult *res;
 
 	snprintf(n, sizeof(n), "%lld", days);
 	if ((res = db_exec(d, s, ARGS(n), &err)) == NULL)
 		return;
-	if (strcmp(PQcmdTuples(res), "0") != 0)
-		log_info("janitor: deleted %s %s", PQcmdTuples(res), what);
+	/* A DELETE's count, or a statement's one row that says it. */
+	count = PQntuples(res) == 1 && PQnfields(res) == 1 ?
+	    PQgetvalue(res, 0, 0) : PQcmdTuples(res);
+	if (strcmp(count, "0") != 0)
+		log_info("janitor: deleted %s %s", count, what);
 	PQclear(res);
 }
 

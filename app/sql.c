@@ -692,10 +692,22 @@ const struct db_stmt sql_stmts[STMT__MAX] = {
 	 * Sign-ups not verified within $1 days.  An account once verified
 	 * (an admin may set email_verified back to false) is never one.
 	 */
+	/*
+	 * Sign-ups never verified, and the referrals still pending that they
+	 * made: nothing was earned, and an invitee that never was would stay
+	 * in the referrer's list and count (a later account deletion keeps
+	 * its row: that referral was activated, its rewards explained).  The
+	 * referrals go only with accounts this statement deletes, so one
+	 * verified meanwhile keeps its own.  One row: how many accounts.
+	 */
 	S(STMT_PENDING_PURGE,
-	    "DELETE FROM users WHERE NOT email_verified"
-	    " AND email_verified_at IS NULL"
-	    " AND updated_at < now() - $1::int * interval '1 day'", 1, 0, 0),
+	    "WITH gone AS (DELETE FROM users WHERE NOT email_verified"
+	    "  AND email_verified_at IS NULL"
+	    "  AND updated_at < now() - $1::int * interval '1 day'"
+	    "  RETURNING id),"
+	    " r AS (DELETE FROM referrals WHERE status = 'pending'"
+	    "  AND referred_user_id IN (SELECT id FROM gone))"
+	    " SELECT count(*) FROM gone", 1, 1, 0),
 	/*
 	 * Folds the statistics' deltas into their days (schema/021).  One
 	 * folder at a time, the others skip (an advisory lock held until

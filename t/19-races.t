@@ -137,8 +137,12 @@ sub post   { $t->json_req(POST => @_) }
 
 {
 	my %acct;
+	# p8 and p6 were invited: p8's pending referral goes with p8.
+	my $ref = $t->user(email => 'jan-referrer@example.com');
+	my %invited = (p8 => 1, p6 => 1);
 	for my $name (qw(p8 p7h p6 fresh)) {
-		$t->signup(email => "jan-$name\@example.com");
+		$t->signup(email => "jan-$name\@example.com",
+			$invited{$name} ? (referral_code => $ref->{user}{referral_code}) : ());
 		$acct{$name} = $dbh->selectrow_array('SELECT id FROM users WHERE email = ?', undef, "jan-$name\@example.com");
 	}
 	my $v8 = $t->user(email => 'jan-v8@example.com');
@@ -158,6 +162,11 @@ sub post   { $t->json_req(POST => @_) }
 	is($dbh->selectrow_array(q{SELECT count(*) FROM email_tokens WHERE user_id IN (?, ?)}, undef, @acct{qw(p8 p7h)}),
 		0, 'their verification tokens went with them');
 	like($t->log, qr/janitor: deleted \d+ sign-ups never verified/, 'logged');
+	is_deeply($dbh->selectall_arrayref(q{SELECT referred_user_id, status FROM referrals WHERE user_id = ?},
+		undef, $ref->{id}), [ [ $acct{p6}, 'pending' ] ],
+		"the purged invitee's pending referral went with it; the kept one's stays");
+	is($dbh->selectrow_array('SELECT referrals_count FROM users WHERE id = ?', undef, $ref->{id}), 1,
+		"the referrer's count follows");
 	is(post('/api/auth/signup', { email => 'jan-p8@example.com', password => 'correct horse battery staple',
 		first_name => 'Again', last_name => 'A' })->res->code, 202, 'the address can sign up again');
 	is(post('/api/auth/signin', { email => $v8->{email}, password => $v8->{password} })->res->code, 200,

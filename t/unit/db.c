@@ -25,13 +25,36 @@ option(PGconn *c, const char *key)
 	return v;
 }
 
+/*
+ * Connects with conninfo and checks the connection's options: want holds
+ * keyword, value pairs, NULL-terminated.
+ */
+static void
+check(const char *conninfo, const char *what, const char *const *want)
+{
+	PGconn *c = db_connect(conninfo, "miky-unit");
+
+	ok(c != NULL && PQstatus(c) == CONNECTION_OK, "connects %s", what);
+	for (; c != NULL && want[0] != NULL; want += 2)
+		is_str(option(c, want[0]), want[1], "%s: %s", what, want[0]);
+	if (c != NULL)
+		PQfinish(c);
+}
+
 int
 main(void)
 {
 	const char *host = getenv("MIKY_TEST_PGHOST");
 	const char *port = getenv("MIKY_TEST_PGPORT");
 	char conninfo[512], own[600];
-	PGconn *c;
+	/* Ours: a first probe after 30 s idle, every 10 s, dead after 3. */
+	const char *const ours[] = { "application_name", "miky-unit",
+	    "keepalives_idle", "30", "keepalives_interval", "10",
+	    "keepalives_count", "3", NULL };
+	/* The conninfo's own win; what it leaves unset is ours. */
+	const char *const theirs[] = { "keepalives_idle", "5",
+	    "keepalives_count", "9", "keepalives_interval", "10", NULL };
+	const char *const url[] = { "keepalives_idle", "7", NULL };
 
 	if (host == NULL || port == NULL) {
 		printf("1..0 # SKIP no test cluster (run through make test)\n");
@@ -40,43 +63,12 @@ main(void)
 	log_set_level(LOG_CRIT);
 	snprintf(conninfo, sizeof(conninfo),
 	    "host=%s port=%s dbname=postgres user=miky", host, port);
-
-	c = db_connect(conninfo, "miky-unit");
-	ok(c != NULL && PQstatus(c) == CONNECTION_OK, "connects");
-	if (c != NULL) {
-		is_str(option(c, "application_name"), "miky-unit",
-		    "application_name is the caller's");
-		is_str(option(c, "keepalives_idle"), "30",
-		    "keepalives: first probe after 30 s idle");
-		is_str(option(c, "keepalives_interval"), "10",
-		    "keepalives: then every 10 s");
-		is_str(option(c, "keepalives_count"), "3",
-		    "keepalives: dead after 3 unanswered");
-		PQfinish(c);
-	}
-
+	check(conninfo, "as the app does", ours);
 	snprintf(own, sizeof(own), "%s keepalives_idle=5 keepalives_count=9",
 	    conninfo);
-	c = db_connect(own, "miky-unit");
-	ok(c != NULL, "connects with its own keepalive settings");
-	if (c != NULL) {
-		is_str(option(c, "keepalives_idle"), "5",
-		    "the conninfo's keepalives_idle wins");
-		is_str(option(c, "keepalives_count"), "9",
-		    "the conninfo's keepalives_count wins");
-		is_str(option(c, "keepalives_interval"), "10",
-		    "what it leaves unset is ours");
-		PQfinish(c);
-	}
-
+	check(own, "with its own keepalives", theirs);
 	snprintf(own, sizeof(own), "postgresql:///postgres?host=%s&port=%s"
 	    "&user=miky&keepalives_idle=7", host, port);
-	c = db_connect(own, "miky-unit");
-	ok(c != NULL, "connects with a URL");
-	if (c != NULL) {
-		is_str(option(c, "keepalives_idle"), "7",
-		    "a URL's keepalives_idle wins too");
-		PQfinish(c);
-	}
+	check(own, "with a URL's", url);
 	return tap_done();
 }
